@@ -1,0 +1,113 @@
+package apply
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Validator checks a candidate configuration file before it replaces the live
+// one; nil accepts everything.
+type Validator func(ctx context.Context, path string) error
+
+// File is the configuration file the monitor owns.
+type File struct {
+	Path     string
+	Validate Validator
+	// DefaultMode is used when the file does not exist yet.
+	DefaultMode fs.FileMode
+
+	// beforeRename lets tests crash between the write and the rename.
+	beforeRename func()
+}
+
+// Read returns the current contents; a missing file reads as empty.
+func (f *File) Read() ([]byte, error) {
+	b, err := os.ReadFile(f.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", f.Path, err)
+	}
+	return b, nil
+}
+
+// Apply makes the file hold data. It reports false without writing when the
+// file already holds exactly data. On error the old file is untouched.
+func (f *File) Apply(ctx context.Context, data []byte) (changed bool, err error) {
+	old, err := f.Read()
+	if err != nil {
+		return false, err
+	}
+	if old != nil && bytes.Equal(old, data) {
+		return false, nil
+	}
+	mode := f.DefaultMode
+	if mode == 0 {
+		mode = 0o644
+	}
+	if st, err := os.Stat(f.Path); err == nil {
+		mode = st.Mode().Perm()
+	}
+
+	dir := filepath.Dir(f.Path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.Path)+".tmp-*")
+	if err != nil {
+		return false, fmt.Errorf("writing %s: %w", f.Path, err)
+	}
+	tmpName := tmp.Name()
+	keep := false
+	defer func() {
+		if !keep {
+			_ = os.Remove(tmpName)
+		}
+	}()
+	if err := writeSynced(tmp, data, mode); err != nil {
+		return false, fmt.Errorf("writing %s: %w", tmpName, err)
+	}
+	if f.Validate != nil {
+		if err := f.Validate(ctx, tmpName); err != nil {
+			return false, fmt.Errorf("validating new %s: %w", f.Path, err)
+		}
+	}
+	if f.beforeRename != nil {
+		f.beforeRename()
+	}
+	if err := os.Rename(tmpName, f.Path); err != nil {
+		return false, fmt.Errorf("replacing %s: %w", f.Path, err)
+	}
+	keep = true
+	// The rename is durable only once the directory entry is on disk.
+	if err := syncDir(dir); err != nil {
+		return true, fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return true, nil
+}
+
+func writeSynced(f *os.File, data []byte, mode fs.FileMode) error {
+	_, werr := f.Write(data)
+	if werr == nil {
+		werr = f.Chmod(mode)
+	}
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	return werr
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

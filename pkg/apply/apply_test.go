@@ -1,0 +1,166 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestApplyWritesOnlyOnChange(t *testing.T) {
+	dir := t.TempDir()
+	f := &File{Path: filepath.Join(dir, "haproxy.cfg")}
+	ctx := context.Background()
+
+	changed, err := f.Apply(ctx, []byte("one\n"))
+	if err != nil || !changed {
+		t.Fatalf("first apply: changed=%v err=%v", changed, err)
+	}
+	st1, _ := os.Stat(f.Path)
+	changed, err = f.Apply(ctx, []byte("one\n"))
+	if err != nil || changed {
+		t.Fatalf("same bytes: changed=%v err=%v", changed, err)
+	}
+	st2, _ := os.Stat(f.Path)
+	if !os.SameFile(st1, st2) {
+		t.Fatal("file replaced although the bytes were the same")
+	}
+	changed, err = f.Apply(ctx, []byte("two\n"))
+	if err != nil || !changed {
+		t.Fatalf("new bytes: changed=%v err=%v", changed, err)
+	}
+	if b, _ := os.ReadFile(f.Path); string(b) != "two\n" {
+		t.Fatalf("file holds %q", b)
+	}
+	assertNoTempFiles(t, dir)
+}
+
+func TestApplyKeepsMode(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(path, []byte("old"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	f := &File{Path: path}
+	if _, err := f.Apply(context.Background(), []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(path)
+	if st.Mode().Perm() != 0o640 {
+		t.Fatalf("mode %v, want 0640", st.Mode().Perm())
+	}
+}
+
+func TestApplyRejectedByValidatorLeavesOldFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(path, []byte("good"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var seen string
+	f := &File{Path: path, Validate: func(_ context.Context, p string) error {
+		b, _ := os.ReadFile(p)
+		seen = string(b)
+		return errors.New("nope")
+	}}
+	changed, err := f.Apply(context.Background(), []byte("bad"))
+	if err == nil || changed {
+		t.Fatalf("changed=%v err=%v, want a validation error", changed, err)
+	}
+	if seen != "bad" {
+		t.Fatalf("validator saw %q, want the candidate", seen)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "good" {
+		t.Fatalf("file holds %q after a rejected apply", b)
+	}
+	assertNoTempFiles(t, dir)
+}
+
+func TestApplyReadOnlyDirLeavesOldFile(t *testing.T) {
+	if os.Geteuid() == 0 {
+		// root ignores directory permissions; use a read-only bind instead.
+		t.Skip("covered by the integration suite's read-only mount as root")
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "haproxy.cfg")
+	_ = os.WriteFile(path, []byte("good"), 0o644)
+	_ = os.Chmod(dir, 0o555)
+	defer os.Chmod(dir, 0o755)
+	if _, err := (&File{Path: path}).Apply(context.Background(), []byte("new")); err == nil {
+		t.Fatal("apply into a read-only directory succeeded")
+	}
+	if b, _ := os.ReadFile(path); string(b) != "good" {
+		t.Fatalf("file holds %q", b)
+	}
+}
+
+// A process that dies between writing the temp file and renaming it must leave
+// the old file whole. The crash is real: a child process exits mid-apply.
+func TestCrashBeforeRenameLeavesOldFile(t *testing.T) {
+	if path := os.Getenv("APPLY_CRASH_PATH"); path != "" {
+		f := &File{Path: path, beforeRename: func() { os.Exit(3) }}
+		_, _ = f.Apply(context.Background(), []byte(strings.Repeat("new line\n", 10000)))
+		os.Exit(0) // not reached when the hook runs
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(path, []byte("old config\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashBeforeRenameLeavesOldFile$")
+	cmd.Env = append(os.Environ(), "APPLY_CRASH_PATH="+path)
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 3 {
+		t.Fatalf("child did not crash at the hook: %v", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "old config\n" {
+		t.Fatalf("after a crash the file holds %d bytes, want the old config", len(b))
+	}
+	// The next apply succeeds despite the leftover temp file.
+	if _, err := (&File{Path: path}).Apply(context.Background(), []byte("new\n")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHAProxyCheck(t *testing.T) {
+	bin, err := exec.LookPath("haproxy")
+	if err != nil {
+		if os.Getenv("HAPM_REQUIRE_TOOLS") != "" {
+			t.Fatal("haproxy not installed")
+		}
+		t.Skip("haproxy not installed")
+	}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.cfg")
+	bad := filepath.Join(dir, "bad.cfg")
+	cfg := "defaults\n  mode tcp\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n" +
+		"frontend f\n  bind 127.0.0.1:1\n  default_backend b\nbackend b\n  server s1 198.18.0.1:6443"
+	_ = os.WriteFile(good, []byte(cfg+"\n"), 0o644)
+	_ = os.WriteFile(bad, []byte(cfg+" nonsense-keyword\n"), 0o644)
+	check := HAProxyCheck(bin, 10*time.Second)
+	if err := check(context.Background(), good); err != nil {
+		t.Fatalf("valid config refused: %v", err)
+	}
+	err = check(context.Background(), bad)
+	if err == nil || !strings.Contains(err.Error(), "nonsense-keyword") {
+		t.Fatalf("invalid config: err=%v, want haproxy's complaint", err)
+	}
+}
+
+func assertNoTempFiles(t *testing.T, dir string) {
+	t.Helper()
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("temp file %s left behind", e.Name())
+		}
+	}
+}
