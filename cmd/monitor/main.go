@@ -1,0 +1,131 @@
+// Command monitor keeps haproxy.cfg on a control-plane node in step with the
+// cluster's control-plane members and tells haproxy to reload.
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/monitor"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/reload"
+)
+
+func main() {
+	if err := newCommand().Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+
+func newCommand() *cobra.Command {
+	cfg := monitor.Config{}
+	var apiVIP net.IP
+	var apiVIPs []net.IP
+	var logLevel string
+
+	cmd := &cobra.Command{
+		Use:   "monitor path_to_kubeconfig path_to_haproxy_cfg_template path_to_config",
+		Short: "Monitors the control-plane members and keeps haproxy.cfg in step",
+		Long: "Watches the control-plane Nodes and the kubernetes EndpointSlices through the given kubeconfig,\n" +
+			"renders the haproxy.cfg template when the members change, writes the result atomically and\n" +
+			"asks the haproxy container to reload over its unix socket.",
+		Args:          cobra.ExactArgs(3),
+		SilenceUsage:  false,
+		SilenceErrors: false,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cmd.SilenceUsage = true // past argument parsing, errors are not usage errors
+			lvl, err := logrus.ParseLevel(logLevel)
+			if err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			log := logrus.New()
+			log.SetLevel(lvl)
+			log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
+			cfg.Log = log
+			cfg.KubeconfigPath, cfg.TemplatePath, cfg.ConfigPath = args[0], args[1], args[2]
+			cfg.VIPs, err = vipList(apiVIP, apiVIPs, log)
+			if err != nil {
+				return err
+			}
+			if cfg.HAProxyBinary != "" {
+				if cfg.HAProxyBinary, err = findHAProxy(cfg.HAProxyBinary, cmd.Flags().Changed("haproxy-binary"), log); err != nil {
+					return err
+				}
+			}
+			// Detect a dead apiserver connection in seconds, not client-go's
+			// default 45 s; read by client-go when the transport is built.
+			setDefaultEnv("HTTP2_READ_IDLE_TIMEOUT_SECONDS", "5")
+			setDefaultEnv("HTTP2_PING_TIMEOUT_SECONDS", "3")
+
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return monitor.Run(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	// The original's flags, names, types and defaults unchanged.
+	f.Uint16Var(&cfg.APIPort, "api-port", 6443, "Port where the OpenShift API listens")
+	f.Uint16Var(&cfg.LBPort, "lb-port", 9445, "Port where the API HAProxy LB will listen")
+	f.Uint16Var(&cfg.StatPort, "stat-port", 29445, "Port where the HAProxy stats API will listen")
+	f.DurationVar(&cfg.CheckInterval, "check-interval", 6*time.Second, "Time between monitor checks")
+	f.IPVar(&apiVIP, "api-vip", nil, "DEPRECATED: Virtual IP Address to reach the OpenShift API")
+	f.IPSliceVar(&apiVIPs, "api-vips", nil, "Virtual IP Addresses to reach the OpenShift API")
+	_ = f.MarkDeprecated("api-vip", "use --api-vips")
+	// Ours.
+	f.StringVar(&cfg.ReloadSocket, "reload-socket", reload.DefaultSocket, "Unix socket of the haproxy container's reloader")
+	f.DurationVar(&cfg.Debounce, "debounce", 150*time.Millisecond, "Quiet time after a change before rendering")
+	f.DurationVar(&cfg.MaxDebounce, "max-debounce", time.Second, "Longest a render waits while changes keep coming")
+	f.DurationVar(&cfg.APITimeout, "api-timeout", 2*time.Second, "Connect timeout for each apiserver endpoint tried")
+	f.StringVar(&cfg.HAProxyBinary, "haproxy-binary", "haproxy", "haproxy used to validate each new config with -c; empty disables")
+	f.StringVar(&cfg.HealthAddr, "metrics-bind-address", "127.0.0.1:29446", "Address serving /healthz and /readyz; empty disables")
+	f.StringVar(&logLevel, "log-level", "info", "Log level: debug, info, warn, error")
+	return cmd
+}
+
+// vipList merges the deprecated single VIP into the list like the original.
+func vipList(single net.IP, list []net.IP, log logrus.FieldLogger) ([]netip.Addr, error) {
+	if len(list) == 0 && single != nil {
+		list = []net.IP{single}
+	} else if single != nil {
+		log.WithField("api-vip", single).Warn("--api-vips given; ignoring the deprecated --api-vip")
+	}
+	out := make([]netip.Addr, 0, len(list))
+	for _, ip := range list {
+		a, ok := netip.AddrFromSlice(ip)
+		if !ok || a.Unmap().IsUnspecified() {
+			return nil, fmt.Errorf("VIP %v is not a usable address", ip)
+		}
+		out = append(out, a.Unmap())
+	}
+	return out, nil
+}
+
+// findHAProxy resolves the validation binary. When the flag was left at its
+// default and no haproxy is installed (the monitor image need not ship one),
+// validation is off with a warning instead of failing every apply.
+func findHAProxy(name string, explicit bool, log logrus.FieldLogger) (string, error) {
+	path, err := exec.LookPath(name)
+	switch {
+	case err == nil:
+		return path, nil
+	case explicit:
+		return "", fmt.Errorf("--haproxy-binary: %w", err)
+	}
+	log.WithField("binary", name).Warn("haproxy not found; new configurations are not validated with haproxy -c")
+	return "", nil
+}
+
+func setDefaultEnv(key, value string) {
+	if _, ok := os.LookupEnv(key); !ok {
+		_ = os.Setenv(key, value)
+	}
+}

@@ -1,0 +1,117 @@
+package kubeclient
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeKubeconfig(t *testing.T, server string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	text := `apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster:
+    server: ` + server + `
+    insecure-skip-tls-verify: true
+contexts:
+- name: c
+  context: {cluster: c, user: u}
+current-context: c
+users:
+- name: u
+  user: {token: abc}
+`
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// The original split the server host on dots and panicked on fewer than three
+// labels; every server form must load here.
+func TestLoadServerForms(t *testing.T) {
+	cases := map[string][]string{
+		"https://localhost:6443":          {"localhost:6443"},
+		"https://127.0.0.1:6443":          {"127.0.0.1:6443", "localhost:6443"},
+		"https://[fd00::1]:6443":          {"[fd00::1]:6443", "localhost:6443"},
+		"https://api":                     {"api:443", "localhost:6443"},
+		"https://api-int.c1.example.com":  {"api-int.c1.example.com:443", "localhost:6443"},
+		"https://api-int.example.com:443": {"api-int.example.com:443", "localhost:6443"},
+	}
+	for server, want := range cases {
+		t.Run(server, func(t *testing.T) {
+			cfg, eps, err := Load(writeKubeconfig(t, server), 6443, time.Second, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Dial == nil {
+				t.Fatal("failover dialer not installed")
+			}
+			if got := eps.Candidates(); !reflect.DeepEqual(got, want) {
+				t.Fatalf("candidates %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func TestLoadBadKubeconfig(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage")
+	_ = os.WriteFile(garbage, []byte("{{{ not yaml"), 0o600)
+	for _, path := range []string{filepath.Join(dir, "missing"), garbage} {
+		_, _, err := Load(path, 6443, time.Second, nil)
+		if err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("Load(%s) error = %v, want one naming the file", path, err)
+		}
+	}
+}
+
+// Dialing skips dead endpoints, sticks to the one that worked, and fails over
+// again when it dies.
+func TestEndpointsFailover(t *testing.T) {
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr := dead.Addr().String()
+	dead.Close()
+
+	a, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer a.Close()
+	b, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer b.Close()
+
+	eps := NewEndpoints([]string{deadAddr}, 500*time.Millisecond, nil)
+	eps.SetDynamic([]string{a.Addr().String(), b.Addr().String()})
+	ctx := context.Background()
+
+	c, err := eps.Dial(ctx, "tcp", "ignored:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if got := eps.Preferred(); got != a.Addr().String() {
+		t.Fatalf("preferred %s, want %s", got, a.Addr())
+	}
+	if first := eps.Candidates()[0]; first != a.Addr().String() {
+		t.Fatalf("next dial starts at %s, want the working endpoint", first)
+	}
+	a.Close()
+	c, err = eps.Dial(ctx, "tcp", "ignored:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if got := eps.Preferred(); got != b.Addr().String() {
+		t.Fatalf("after the first died preferred %s, want %s", got, b.Addr())
+	}
+	b.Close()
+	if _, err := eps.Dial(ctx, "tcp", "ignored:1"); err == nil || !strings.Contains(err.Error(), "no apiserver endpoint reachable") {
+		t.Fatalf("all dead: err = %v", err)
+	}
+}

@@ -1,0 +1,195 @@
+package monitor
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/apply"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/kubeclient"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/lbconfig"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/reload"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/render"
+)
+
+// applyRetry bounds how often a failed apply (read-only directory, haproxy
+// refusing the candidate) is tried again without a new cluster event.
+const (
+	applyRetryMin = time.Second
+	applyRetryMax = 30 * time.Second
+)
+
+// Monitor is one running control loop.
+type Monitor struct {
+	cfg      Config
+	log      *logrus.Logger
+	source   *discovery.Source
+	eps      *kubeclient.Endpoints // nil with an injected client
+	renderer *render.Renderer
+	file     *apply.File
+	notifier *reload.Notifier
+	state    *state
+
+	renders atomic.Uint64 // syncs that computed a configuration
+
+	applied    []lbconfig.Backend // backends of the last config written or found on disk
+	lastSkips  string
+	retryDelay time.Duration
+}
+
+// Run loads the kubeconfig and template, then runs the loop until ctx ends.
+// Every input is checked before anything on disk is touched.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	restCfg, eps, err := kubeclient.Load(cfg.KubeconfigPath, cfg.APIPort, cfg.APITimeout, cfg.Log)
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return fmt.Errorf("creating API client: %w", err)
+	}
+	m, err := New(cfg, client)
+	if err != nil {
+		return err
+	}
+	m.eps = eps
+	return m.Run(ctx)
+}
+
+// New checks the template and the config path and prepares the loop over
+// client. It writes nothing.
+func New(cfg Config, client kubernetes.Interface) (*Monitor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Log == nil {
+		cfg.Log = logrus.StandardLogger()
+	}
+	if cfg.LocalPrefixes == nil {
+		cfg.LocalPrefixes = hostPrefixes
+	}
+	r, err := render.Load(cfg.TemplatePath)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(cfg.ConfigPath); err == nil && st.IsDir() {
+		return nil, fmt.Errorf("config path %s is a directory", cfg.ConfigPath)
+	}
+	file := &apply.File{Path: cfg.ConfigPath}
+	if cfg.HAProxyBinary != "" {
+		file.Validate = apply.HAProxyCheck(cfg.HAProxyBinary, 10*time.Second)
+	}
+	m := &Monitor{
+		cfg:      cfg,
+		log:      cfg.Log,
+		source:   discovery.New(client),
+		renderer: r,
+		file:     file,
+		notifier: reload.NewNotifier(cfg.ReloadSocket, cfg.Log),
+		state:    newState(),
+	}
+	m.notifier.OnResult = m.state.reloadResult
+	return m, nil
+}
+
+// Run runs the loop until ctx ends. Only a failing health listener is fatal;
+// API, disk and socket failures are logged and retried.
+func (m *Monitor) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopHealth, err := m.serveHealth(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopHealth()
+
+	m.log.WithFields(logrus.Fields{
+		"config": m.cfg.ConfigPath, "template": m.cfg.TemplatePath, "vips": m.cfg.VIPs,
+		"socket": m.cfg.ReloadSocket, "debounce": m.cfg.Debounce,
+	}).Info("starting haproxy monitor")
+	m.source.Start(ctx)
+	defer m.source.Shutdown()
+	go m.notifier.Run(ctx)
+
+	synced := make(chan struct{})
+	go func() {
+		if m.source.WaitForSync(ctx) {
+			close(synced)
+		}
+	}()
+	m.loop(ctx, synced)
+	m.log.Info("haproxy monitor stopped")
+	return nil
+}
+
+func (m *Monitor) loop(ctx context.Context, synced <-chan struct{}) {
+	heartbeat := time.NewTicker(m.cfg.CheckInterval)
+	defer heartbeat.Stop()
+	debounce := newDebouncer(m.cfg.Debounce, m.cfg.MaxDebounce)
+	defer debounce.stop()
+	var retry <-chan time.Time
+	waitingSync := synced
+	for {
+		m.state.beat()
+		select {
+		case <-ctx.Done():
+			return
+		case <-heartbeat.C:
+		case <-waitingSync:
+			waitingSync = nil
+			m.state.setSynced()
+			m.log.Info("API caches synced")
+			debounce.now()
+		case <-m.source.Changes():
+			if waitingSync == nil {
+				debounce.poke()
+			}
+		case <-debounce.C():
+			debounce.fired()
+			retry = m.syncAndSchedule(ctx)
+		case <-retry:
+			retry = m.syncAndSchedule(ctx)
+		}
+	}
+}
+
+// syncAndSchedule syncs and returns a timer channel when the sync must be
+// retried without waiting for an event.
+func (m *Monitor) syncAndSchedule(ctx context.Context) <-chan time.Time {
+	if err := m.sync(ctx); err != nil {
+		m.retryDelay = min(max(2*m.retryDelay, applyRetryMin), applyRetryMax)
+		m.log.WithError(err).WithField("retry_in", m.retryDelay).Error("configuration not applied")
+		return time.After(m.retryDelay)
+	}
+	m.retryDelay = 0
+	return nil
+}
+
+func (m *Monitor) serveHealth(ctx context.Context) (stop func(), err error) {
+	if m.cfg.HealthAddr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", m.cfg.HealthAddr)
+	if err != nil {
+		return nil, fmt.Errorf("health listener on %s: %w", m.cfg.HealthAddr, err)
+	}
+	srv := &http.Server{Handler: m.healthMux(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	m.log.WithField("address", ln.Addr().String()).Info("serving /healthz and /readyz")
+	return func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}, nil
+}

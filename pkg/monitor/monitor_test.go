@@ -1,0 +1,431 @@
+package monitor
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery"
+)
+
+// reloadSink is a real unix socket listener counting "reload" lines, standing
+// in for the haproxy container's socat reloader.
+type reloadSink struct {
+	path string
+	mu   sync.Mutex
+	n    int
+	bad  []string
+	ln   net.Listener
+}
+
+func newSinkPath(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "mon")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, "master.sock")
+}
+
+func (s *reloadSink) listen(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("unix", s.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ln = ln
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				sc := bufio.NewScanner(c)
+				for sc.Scan() {
+					s.mu.Lock()
+					if sc.Text() == "reload" {
+						s.n++
+					} else {
+						s.bad = append(s.bad, sc.Text())
+					}
+					s.mu.Unlock()
+				}
+			}()
+		}
+	}()
+}
+
+func (s *reloadSink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.bad) > 0 {
+		panic("unexpected reload socket input: " + strings.Join(s.bad, "|"))
+	}
+	return s.n
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func node(name string, label string, ips ...string) *corev1.Node {
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{}}}
+	if label != "" {
+		n.Labels[label] = ""
+	}
+	for _, ip := range ips {
+		n.Status.Addresses = append(n.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip})
+	}
+	n.Status.Addresses = append(n.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeHostName, Address: name})
+	return n
+}
+
+type harness struct {
+	t      *testing.T
+	client kubernetes.Interface
+	mon    *Monitor
+	sink   *reloadSink
+	cfg    string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func quietLogger() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	if testing.Verbose() {
+		l.SetOutput(os.Stderr)
+	}
+	return l
+}
+
+func testConfig(t *testing.T, sock string) Config {
+	return Config{
+		KubeconfigPath: "unused-with-injected-client",
+		TemplatePath:   "../../templates/haproxy.cfg.tmpl",
+		ConfigPath:     filepath.Join(t.TempDir(), "haproxy.cfg"),
+		APIPort:        6443, LBPort: 9445, StatPort: 29445,
+		CheckInterval: time.Second,
+		VIPs:          []netip.Addr{netip.MustParseAddr("198.18.0.100")},
+		ReloadSocket:  sock,
+		Debounce:      50 * time.Millisecond, MaxDebounce: 500 * time.Millisecond,
+		APITimeout: time.Second,
+		LocalPrefixes: func() ([]netip.Prefix, error) {
+			return []netip.Prefix{netip.MustParsePrefix("198.18.0.0/24")}, nil
+		},
+		Log: quietLogger(),
+	}
+}
+
+func start(t *testing.T, cfg Config, listen bool, objs ...*corev1.Node) *harness {
+	t.Helper()
+	client := fake.NewClientset()
+	for _, n := range objs {
+		if _, err := client.CoreV1().Nodes().Create(context.Background(), n, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mon, err := New(cfg, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, client: client, mon: mon, sink: &reloadSink{path: cfg.ReloadSocket}, cfg: cfg.ConfigPath, done: make(chan error, 1)}
+	if listen {
+		h.sink.listen(t)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { h.done <- mon.Run(ctx) }()
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *harness) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	h.cancel = nil
+	select {
+	case <-h.done:
+	case <-time.After(5 * time.Second):
+		h.t.Error("monitor did not stop within 5s of cancel")
+	}
+}
+
+func (h *harness) file() string {
+	b, _ := os.ReadFile(h.cfg)
+	return string(b)
+}
+
+func (h *harness) servers() []string {
+	var out []string
+	for _, line := range strings.Split(h.file(), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[0] == "server" {
+			out = append(out, f[1]+"="+f[2])
+		}
+	}
+	return out
+}
+
+func (h *harness) waitServers(want ...string) {
+	h.t.Helper()
+	eventually(h.t, "servers "+strings.Join(want, ","), func() bool {
+		return strings.Join(h.servers(), " ") == strings.Join(want, " ")
+	})
+}
+
+func (h *harness) waitReloads(n int) {
+	h.t.Helper()
+	eventually(h.t, "reload count to reach the expected value", func() bool { return h.sink.count() >= n })
+	if got := h.sink.count(); got != n {
+		h.t.Fatalf("%d reloads, want %d", got, n)
+	}
+}
+
+func (h *harness) update(name string, mutate func(*corev1.Node)) {
+	h.t.Helper()
+	ctx := context.Background()
+	n, err := h.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	mutate(n)
+	if _, err := h.client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func TestMonitorFollowsMembers(t *testing.T) {
+	cfg := testConfig(t, newSinkPath(t))
+	h := start(t, cfg, true,
+		node("m1", discovery.MasterLabel, "198.18.0.11"),
+		node("m2", discovery.ControlPlaneLabel, "198.18.0.12"),
+		node("m3", discovery.MasterLabel, "198.19.0.13", "198.18.0.13"),
+		node("w1", "", "198.18.0.21"),
+	)
+	ctx := context.Background()
+	h.waitServers("m1=198.18.0.11:6443", "m2=198.18.0.12:6443", "m3=198.18.0.13:6443")
+	h.waitReloads(1)
+
+	// add a master
+	if _, err := h.client.CoreV1().Nodes().Create(ctx, node("m4", discovery.MasterLabel, "198.18.0.14"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitServers("m1=198.18.0.11:6443", "m2=198.18.0.12:6443", "m3=198.18.0.13:6443", "m4=198.18.0.14:6443")
+	h.waitReloads(2)
+
+	// remove one
+	if err := h.client.CoreV1().Nodes().Delete(ctx, "m2", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitServers("m1=198.18.0.11:6443", "m3=198.18.0.13:6443", "m4=198.18.0.14:6443")
+	h.waitReloads(3)
+
+	// relabel a worker to control-plane
+	h.update("w1", func(n *corev1.Node) { n.Labels[discovery.ControlPlaneLabel] = "" })
+	h.waitServers("m1=198.18.0.11:6443", "m3=198.18.0.13:6443", "m4=198.18.0.14:6443", "w1=198.18.0.21:6443")
+	h.waitReloads(4)
+
+	// change an address
+	h.update("m1", func(n *corev1.Node) { n.Status.Addresses[0].Address = "198.18.0.31" })
+	h.waitServers("m3=198.18.0.13:6443", "m4=198.18.0.14:6443", "w1=198.18.0.21:6443", "m1=198.18.0.31:6443")
+	h.waitReloads(5)
+
+	// relabel back to worker
+	h.update("w1", func(n *corev1.Node) { delete(n.Labels, discovery.ControlPlaneLabel) })
+	h.waitServers("m3=198.18.0.13:6443", "m4=198.18.0.14:6443", "m1=198.18.0.31:6443")
+	h.waitReloads(6)
+}
+
+// Status heartbeats change conditions and timestamps only: no signal, no
+// render, no reload. A real change afterwards proves the updates were seen.
+func TestMonitorIgnoresHeartbeats(t *testing.T) {
+	cfg := testConfig(t, newSinkPath(t))
+	h := start(t, cfg, true,
+		node("m1", discovery.MasterLabel, "198.18.0.11"),
+		node("m2", discovery.MasterLabel, "198.18.0.12"),
+	)
+	h.waitServers("m1=198.18.0.11:6443", "m2=198.18.0.12:6443")
+	h.waitReloads(1)
+	signals, renders := h.mon.source.Signals(), h.mon.renders.Load()
+
+	for i := 0; i < 30; i++ {
+		h.update("m1", func(n *corev1.Node) {
+			n.Status.Conditions = []corev1.NodeCondition{{
+				Type: corev1.NodeReady, Status: corev1.ConditionTrue,
+				LastHeartbeatTime: metav1.NewTime(time.Now().Add(time.Duration(i) * time.Second)),
+			}}
+			n.Status.Images = append(n.Status.Images, corev1.ContainerImage{Names: []string{"img"}})
+			n.Annotations = map[string]string{"beat": time.Now().String()}
+		})
+	}
+	// The sentinel goes through the same informer after the heartbeats.
+	h.update("m2", func(n *corev1.Node) { n.Status.Addresses[0].Address = "198.18.0.22" })
+	h.waitServers("m1=198.18.0.11:6443", "m2=198.18.0.22:6443")
+	h.waitReloads(2)
+	if got := h.mon.source.Signals() - signals; got != 1 {
+		t.Errorf("%d change signals for 30 heartbeats and one real change, want 1", got)
+	}
+	if got := h.mon.renders.Load() - renders; got != 1 {
+		t.Errorf("%d renders for 30 heartbeats and one real change, want 1", got)
+	}
+}
+
+// Losing every member must not empty a working config; the original would
+// write a backend section without servers and reload.
+func TestMonitorKeepsConfigWhenNoBackends(t *testing.T) {
+	cfg := testConfig(t, newSinkPath(t))
+	h := start(t, cfg, true, node("m1", discovery.MasterLabel, "198.18.0.11"))
+	h.waitServers("m1=198.18.0.11:6443")
+	h.waitReloads(1)
+	before := h.file()
+	renders := h.mon.renders.Load()
+	if err := h.client.CoreV1().Nodes().Delete(context.Background(), "m1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a render after the last member left", func() bool { return h.mon.renders.Load() > renders })
+	if h.file() != before {
+		t.Fatal("config changed after the last member left")
+	}
+	if err := h.mon.state.ready(); err != nil {
+		t.Errorf("ready = %v, want ready on the last-known-good config", err)
+	}
+	// A new member is applied normally again.
+	if _, err := h.client.CoreV1().Nodes().Create(context.Background(), node("m2", discovery.MasterLabel, "198.18.0.12"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitServers("m2=198.18.0.12:6443")
+	h.waitReloads(2)
+}
+
+// The original exits when the socket is missing; here the config is written
+// and the reload is delivered once the reloader shows up.
+func TestMonitorReloadSocketAppearsLater(t *testing.T) {
+	cfg := testConfig(t, newSinkPath(t))
+	h := start(t, cfg, false, node("m1", discovery.MasterLabel, "198.18.0.11"))
+	h.waitServers("m1=198.18.0.11:6443")
+	eventually(t, "the reload to be pending", func() bool { return h.mon.notifier.Pending() })
+	if err := h.mon.state.ready(); err == nil {
+		t.Error("ready while the reload is undelivered")
+	}
+	h.sink.listen(t)
+	h.waitReloads(1)
+	eventually(t, "readiness after delivery", func() bool { return h.mon.state.ready() == nil })
+}
+
+// A restarted monitor finding the right config on disk must not reload.
+func TestMonitorRestartWithCurrentConfigDoesNotReload(t *testing.T) {
+	sock := newSinkPath(t)
+	cfg := testConfig(t, sock)
+	h := start(t, cfg, true, node("m1", discovery.MasterLabel, "198.18.0.11"))
+	h.waitServers("m1=198.18.0.11:6443")
+	h.waitReloads(1)
+	h.stop()
+
+	h2 := start(t, cfg, false, node("m1", discovery.MasterLabel, "198.18.0.11"))
+	h2.sink = h.sink
+	eventually(t, "the restarted monitor to render", func() bool { return h2.mon.renders.Load() >= 1 })
+	if n := h.sink.count(); n != 1 {
+		t.Fatalf("%d reloads after a restart with an unchanged config, want 1", n)
+	}
+}
+
+func TestMonitorDebouncesBursts(t *testing.T) {
+	cfg := testConfig(t, newSinkPath(t))
+	cfg.Debounce, cfg.MaxDebounce = 150*time.Millisecond, time.Second
+	h := start(t, cfg, true, node("m1", discovery.MasterLabel, "198.18.0.11"))
+	h.waitServers("m1=198.18.0.11:6443")
+	h.waitReloads(1)
+	var want []string
+	for i := 0; i < 50; i++ {
+		h.update("m1", func(n *corev1.Node) { n.Status.Addresses[0].Address = "198.18.1." + itoa(i+1) })
+	}
+	want = append(want, "m1=198.18.1.50:6443")
+	h.waitServers(want...)
+	eventually(t, "the final reload", func() bool { return !h.mon.notifier.Pending() && h.sink.count() >= 2 })
+	if n := h.sink.count() - 1; n > 5 {
+		t.Errorf("50 changes caused %d reloads, want at most 5", n)
+	}
+}
+
+func TestMonitorRejectsBadInputBeforeTouchingDisk(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.tmpl")
+	_ = os.WriteFile(bad, []byte("{{ .LBConfig.Nope }}"), 0o644)
+	cfg := testConfig(t, newSinkPath(t))
+	_ = os.WriteFile(cfg.ConfigPath, []byte("precious\n"), 0o644)
+	cases := map[string]func(*Config){
+		"broken template":  func(c *Config) { c.TemplatePath = bad },
+		"missing template": func(c *Config) { c.TemplatePath = filepath.Join(dir, "nope") },
+		"cfg is a dir":     func(c *Config) { c.ConfigPath = dir },
+		"zero lb port":     func(c *Config) { c.LBPort = 0 },
+	}
+	for name, mutate := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := cfg
+			mutate(&c)
+			if _, err := New(c, fake.NewClientset()); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+	if b, _ := os.ReadFile(cfg.ConfigPath); string(b) != "precious\n" {
+		t.Fatalf("config changed to %q", b)
+	}
+}
+
+func TestHealthEndpoints(t *testing.T) {
+	cfg := testConfig(t, newSinkPath(t))
+	h := start(t, cfg, true, node("m1", discovery.MasterLabel, "198.18.0.11"))
+	srv := httptest.NewServer(h.mon.healthMux())
+	defer srv.Close()
+	get := func(path string) (int, string) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	h.waitReloads(1)
+	eventually(t, "readyz ok", func() bool { code, _ := get("/readyz"); return code == 200 })
+	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
+		t.Fatalf("/healthz = %d %q", code, body)
+	}
+	h.mon.state.applied(os.ErrPermission, "")
+	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "permission denied") {
+		t.Fatalf("/readyz after an apply error = %d %q", code, body)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -1,0 +1,141 @@
+package monitor
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/lbconfig"
+)
+
+// sync computes the configuration from the caches and applies it when it
+// differs from the file. It returns an error only for failures worth
+// retrying without a new event (disk, validation).
+func (m *Monitor) sync(ctx context.Context) error {
+	start := time.Now()
+	m.renders.Add(1)
+	snap := m.source.Snapshot()
+	opts := m.lbOptions()
+	cfg, skipped := lbconfig.Build(snap.Nodes, opts)
+	m.logSkipped(skipped)
+	m.updateEndpoints(cfg.Backends, snap.APIEndpoints)
+	m.state.setBackends(len(cfg.Backends))
+
+	if len(cfg.Backends) == 0 {
+		old, err := m.file.Read()
+		if err != nil {
+			return err
+		}
+		if len(strings.TrimSpace(string(old))) > 0 {
+			// Zero members is far more likely a transient or broken view of
+			// the cluster than the truth; an empty backend list would take
+			// the API down on this node.
+			m.log.WithField("nodes", len(snap.Nodes)).Warn("no usable control-plane backend; keeping the configuration on disk")
+			m.state.applied(nil, "kept last configuration: no backends")
+			return nil
+		}
+	}
+
+	data, err := m.renderer.Render(lbconfig.TemplateData{LBConfig: cfg})
+	if err != nil {
+		return err
+	}
+	changed, err := m.file.Apply(ctx, data)
+	if err != nil {
+		m.state.applied(err, "")
+		return err
+	}
+	m.state.applied(nil, "")
+	if !changed {
+		m.applied = cfg.Backends
+		return nil
+	}
+	added, removed := diffBackends(m.applied, cfg.Backends)
+	m.applied = cfg.Backends
+	m.log.WithFields(logrus.Fields{
+		"backends": backendList(cfg.Backends),
+		"added":    backendList(added),
+		"removed":  backendList(removed),
+		"took":     time.Since(start).Round(time.Microsecond),
+	}).Info("haproxy configuration changed, requesting reload")
+	m.notifier.Request()
+	return nil
+}
+
+func (m *Monitor) lbOptions() lbconfig.Options {
+	opts := lbconfig.Options{
+		APIPort: m.cfg.APIPort, LBPort: m.cfg.LBPort, StatPort: m.cfg.StatPort, VIPs: m.cfg.VIPs,
+	}
+	if len(m.cfg.VIPs) == 0 {
+		return opts
+	}
+	prefixes, err := m.cfg.LocalPrefixes()
+	if err != nil {
+		m.log.WithError(err).Warn("cannot list local interface addresses; selecting backend addresses by family only")
+	}
+	opts.VIPSubnets = vipSubnets(m.cfg.VIPs, prefixes)
+	return opts
+}
+
+// updateEndpoints hands the apiservers the cluster knows about to the API
+// client, so it can reach one directly when its own and localhost fail.
+func (m *Monitor) updateEndpoints(backends []lbconfig.Backend, apiEndpoints []string) {
+	if m.eps == nil {
+		return
+	}
+	addrs := make([]string, 0, len(backends)+len(apiEndpoints))
+	for _, b := range backends {
+		addrs = append(addrs, net.JoinHostPort(b.Address, strconv.Itoa(int(b.Port))))
+	}
+	m.eps.SetDynamic(append(addrs, apiEndpoints...))
+}
+
+func (m *Monitor) logSkipped(skipped []lbconfig.Skipped) {
+	var b strings.Builder
+	for _, s := range skipped {
+		fmt.Fprintf(&b, "%q: %s; ", s.Node, s.Reason)
+	}
+	// Warn once per distinct set, not on every render.
+	if b.String() == m.lastSkips {
+		return
+	}
+	m.lastSkips = b.String()
+	for _, s := range skipped {
+		m.log.WithFields(logrus.Fields{"node": s.Node, "reason": s.Reason}).Warn("control-plane node skipped")
+	}
+}
+
+func diffBackends(old, cur []lbconfig.Backend) (added, removed []lbconfig.Backend) {
+	in := func(list []lbconfig.Backend, b lbconfig.Backend) bool {
+		for _, x := range list {
+			if x == b {
+				return true
+			}
+		}
+		return false
+	}
+	for _, b := range cur {
+		if !in(old, b) {
+			added = append(added, b)
+		}
+	}
+	for _, b := range old {
+		if !in(cur, b) {
+			removed = append(removed, b)
+		}
+	}
+	return added, removed
+}
+
+func backendList(bs []lbconfig.Backend) string {
+	parts := make([]string, len(bs))
+	for i, b := range bs {
+		parts[i] = b.Host + "=" + net.JoinHostPort(b.Address, strconv.Itoa(int(b.Port)))
+	}
+	return strings.Join(parts, ",")
+}
