@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test run, as CI runs it: installs what is missing, builds the pinned
+# kube-apiserver and etcd, lints, runs unit and integration tests with the race
+# detector, then fuzzes briefly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+hack/install-deps.sh
+hack/build-test-binaries.sh
+hack/lint.sh
+
+export TEST_BIN_DIR=${TEST_BIN_DIR:-$PWD/.cache/bin}
+export HAPM_REQUIRE_TOOLS=1 # a missing haproxy/socat/apiserver fails instead of skipping
+go test -race -count=1 -timeout 20m ./...
+hack/fuzz.sh
