@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 STATICCHECK_VERSION=${STATICCHECK_VERSION:-v0.8.2}
 
-unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*'))
+unformatted=$(find . -name '*.go' -not -path './.cache/*' -not -path './.git/*' -print0 | xargs -0 gofmt -l)
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:" >&2
   echo "$unformatted" >&2

@@ -6,12 +6,16 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
@@ -24,6 +28,12 @@ const (
 	ControlPlaneLabel = "node-role.kubernetes.io/control-plane"
 )
 
+// RetryBackoff is how the watches retry while the API is unreachable. The
+// client-go default grows to 30 s, so a change made right after an outage
+// would wait up to half a minute; capped at 3 s, recovery takes seconds, and
+// each retry of a refused connection costs the apiservers nothing.
+var RetryBackoff = wait.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 1 << 30, Cap: 3 * time.Second}
+
 // Snapshot is the cluster state the configuration is computed from.
 type Snapshot struct {
 	Nodes []lbconfig.Node // sorted by name, each node once
@@ -32,69 +42,89 @@ type Snapshot struct {
 	APIEndpoints []string
 }
 
-// Source runs the informers and signals relevant changes.
+// Source watches the API and signals relevant changes.
 type Source struct {
-	factories []informers.SharedInformerFactory
-	nodes     []cache.SharedIndexInformer
-	slices    cache.SharedIndexInformer
-	changed   chan struct{}
-	signals   atomic.Uint64
+	nodes      []*projStore[lbconfig.Node]
+	slices     *projStore[[]string]
+	reflectors []*cache.Reflector
+	changed    chan struct{}
+	signals    atomic.Uint64
+	wg         sync.WaitGroup
 }
 
-// New prepares informers on client; Start runs them.
+// New prepares the watches on client; Start runs them.
 func New(client kubernetes.Interface) *Source {
 	s := &Source{changed: make(chan struct{}, 1)}
-	// A label selector cannot OR two keys, so one informer per role label.
+	// A label selector cannot OR two keys, so one watch per role label; the
+	// apiserver filters, so workers are never sent.
 	for _, label := range []string{MasterLabel, ControlPlaneLabel} {
-		f := informers.NewSharedInformerFactoryWithOptions(client, 0,
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = label }),
-			informers.WithTransform(stripNode))
-		inf := f.Core().V1().Nodes().Informer()
-		hasLabel := func(n *corev1.Node) bool { _, ok := n.Labels[label]; return ok }
-		watchChanges(s, inf, hasLabel, func(a, b *corev1.Node) bool {
-			return hasLabel(a) == hasLabel(b) && nodeEqual(nodeKey(a), nodeKey(b))
-		})
-		s.factories = append(s.factories, f)
-		s.nodes = append(s.nodes, inf)
+		store := newProjStore(projectNode(label), nodeEqual, s.signal)
+		sel := func(o *metav1.ListOptions) { o.LabelSelector = label }
+		lw := &cache.ListWatch{
+			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				sel(&o)
+				return client.CoreV1().Nodes().List(ctx, o)
+			},
+			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				sel(&o)
+				return client.CoreV1().Nodes().Watch(ctx, o)
+			},
+		}
+		s.add(client, lw, &corev1.Node{}, store, "nodes["+label+"]")
+		s.nodes = append(s.nodes, store)
 	}
-	f := informers.NewSharedInformerFactoryWithOptions(client, 0,
-		informers.WithNamespace(metav1.NamespaceDefault),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.LabelSelector = discoveryv1.LabelServiceName + "=kubernetes"
-		}),
-		informers.WithTransform(stripSlice))
-	s.slices = f.Discovery().V1().EndpointSlices().Informer()
-	watchChanges(s, s.slices, func(*discoveryv1.EndpointSlice) bool { return true },
-		func(a, b *discoveryv1.EndpointSlice) bool { return slices.Equal(sliceKey(a), sliceKey(b)) })
-	s.factories = append(s.factories, f)
+	s.slices = newProjStore(projectSlice, slices.Equal[[]string], s.signal)
+	sel := func(o *metav1.ListOptions) { o.LabelSelector = discoveryv1.LabelServiceName + "=kubernetes" }
+	slices := client.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			sel(&o)
+			return slices.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			sel(&o)
+			return slices.Watch(ctx, o)
+		},
+	}
+	s.add(client, lw, &discoveryv1.EndpointSlice{}, s.slices, "endpointslices[default/kubernetes]")
 	return s
+}
+
+func (s *Source) add(client kubernetes.Interface, lw *cache.ListWatch, typ runtime.Object, store cache.ReflectorStore, name string) {
+	backoff := RetryBackoff
+	// The wrapper tells the reflector whether the client can stream the
+	// initial list (a real apiserver can, the fake clientset cannot).
+	wlw := cache.ToListWatcherWithWatchListSemantics(lw, client)
+	s.reflectors = append(s.reflectors, cache.NewReflectorWithOptions(wlw, typ, store, cache.ReflectorOptions{
+		Name: name, Backoff: &backoff,
+	}))
 }
 
 // Changes delivers at most one pending signal; a receiver then reads Snapshot.
 func (s *Source) Changes() <-chan struct{} { return s.changed }
 
-// Start runs the informers until ctx ends.
+// Start runs the watches until ctx ends.
 func (s *Source) Start(ctx context.Context) {
-	for _, f := range s.factories {
-		f.Start(ctx.Done())
+	for _, r := range s.reflectors {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			r.RunWithContext(ctx)
+		}()
 	}
 }
 
-// Shutdown waits for the informer goroutines after ctx passed to Start ended.
-func (s *Source) Shutdown() {
-	for _, f := range s.factories {
-		f.Shutdown()
-	}
-}
+// Shutdown waits for the watches after the context passed to Start ended.
+func (s *Source) Shutdown() { s.wg.Wait() }
 
-// HasSynced reports whether every informer has completed its first list.
+// HasSynced reports whether every watch has completed its first list.
 func (s *Source) HasSynced() bool {
-	for _, inf := range append(slices.Clone(s.nodes), s.slices) {
-		if !inf.HasSynced() {
+	for _, n := range s.nodes {
+		if !n.hasSynced() {
 			return false
 		}
 	}
-	return true
+	return s.slices.hasSynced()
 }
 
 // WaitForSync blocks until HasSynced or ctx ends, and reports which.
@@ -102,58 +132,24 @@ func (s *Source) WaitForSync(ctx context.Context) bool {
 	return cache.WaitForCacheSync(ctx.Done(), s.HasSynced)
 }
 
-// Snapshot reads the caches.
+// Snapshot reads the stores.
 func (s *Source) Snapshot() Snapshot {
 	byName := map[string]lbconfig.Node{}
-	for _, inf := range s.nodes {
-		for _, obj := range inf.GetStore().List() {
-			// The apiserver filters by label already; checking again keeps a
-			// watch that does not (fake clients, old proxies) from leaking workers.
-			if n, ok := obj.(*corev1.Node); ok && isControlPlane(n) {
-				byName[n.Name] = nodeKey(n)
-			}
-		}
+	for _, st := range s.nodes {
+		st.each(func(name string, n lbconfig.Node) { byName[name] = n })
 	}
 	snap := Snapshot{Nodes: make([]lbconfig.Node, 0, len(byName))}
 	for _, n := range byName {
 		snap.Nodes = append(snap.Nodes, n)
 	}
 	sort.Slice(snap.Nodes, func(i, j int) bool { return snap.Nodes[i].Name < snap.Nodes[j].Name })
-	for _, obj := range s.slices.GetStore().List() {
-		if es, ok := obj.(*discoveryv1.EndpointSlice); ok {
-			snap.APIEndpoints = append(snap.APIEndpoints, sliceKey(es)...)
-		}
-	}
+	s.slices.each(func(_ string, eps []string) { snap.APIEndpoints = append(snap.APIEndpoints, eps...) })
 	sort.Strings(snap.APIEndpoints)
 	snap.APIEndpoints = slices.Compact(snap.APIEndpoints)
 	return snap
 }
 
-// watchChanges signals on changes to relevant objects: adds of relevant
-// objects, all deletes, and updates that equal reports as a real change while
-// either side is relevant. Everything else (heartbeats, condition flips, image
-// lists, nodes outside the control plane) is dropped here, before any render.
-func watchChanges[T any](s *Source, inf cache.SharedIndexInformer, relevant func(T) bool, equal func(a, b T) bool) {
-	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) {
-			if o, ok := obj.(T); !ok || relevant(o) {
-				s.signal()
-			}
-		},
-		DeleteFunc: func(any) { s.signal() },
-		UpdateFunc: func(oldObj, newObj any) {
-			a, ok1 := oldObj.(T)
-			b, ok2 := newObj.(T)
-			if ok1 && ok2 && (equal(a, b) || !relevant(a) && !relevant(b)) {
-				return
-			}
-			s.signal()
-		},
-	})
-}
-
-// Signals counts the relevant changes seen so far (adds, deletes, updates that
-// alter a member); irrelevant updates do not count.
+// Signals counts the relevant changes seen so far.
 func (s *Source) Signals() uint64 { return s.signals.Load() }
 
 func (s *Source) signal() {
@@ -164,27 +160,37 @@ func (s *Source) signal() {
 	}
 }
 
-func nodeKey(n *corev1.Node) lbconfig.Node {
-	out := lbconfig.Node{Name: n.Name}
-	for _, a := range n.Status.Addresses {
-		if a.Type == corev1.NodeInternalIP {
-			out.InternalIPs = append(out.InternalIPs, a.Address)
+// projectNode keeps a node's name and InternalIPs while it carries label.
+// The apiserver filters by label already; checking again keeps a watch that
+// does not (fake clients, old proxies) from leaking workers.
+func projectNode(label string) func(any) (string, lbconfig.Node, bool) {
+	return func(obj any) (string, lbconfig.Node, bool) {
+		n, ok := obj.(*corev1.Node)
+		if !ok {
+			return "", lbconfig.Node{}, false
 		}
+		out := lbconfig.Node{Name: n.Name}
+		if _, ok := n.Labels[label]; !ok {
+			return n.Name, out, false
+		}
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				out.InternalIPs = append(out.InternalIPs, a.Address)
+			}
+		}
+		return n.Name, out, true
 	}
-	return out
-}
-
-func isControlPlane(n *corev1.Node) bool {
-	_, master := n.Labels[MasterLabel]
-	_, cp := n.Labels[ControlPlaneLabel]
-	return master || cp
 }
 
 func nodeEqual(a, b lbconfig.Node) bool {
 	return a.Name == b.Name && slices.Equal(a.InternalIPs, b.InternalIPs)
 }
 
-func sliceKey(es *discoveryv1.EndpointSlice) []string {
+func projectSlice(obj any) (string, []string, bool) {
+	es, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return "", nil, false
+	}
 	var out []string
 	for _, p := range es.Ports {
 		if p.Port == nil {
@@ -200,5 +206,5 @@ func sliceKey(es *discoveryv1.EndpointSlice) []string {
 		}
 	}
 	sort.Strings(out)
-	return out
+	return es.Namespace + "/" + es.Name, out, true
 }

@@ -2,6 +2,13 @@ package kubeclient
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -52,8 +59,8 @@ func TestLoadServerForms(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.Dial == nil {
-				t.Fatal("failover dialer not installed")
+			if cfg.Transport == nil {
+				t.Fatal("failover transport not installed")
 			}
 			if got := eps.Candidates(); !reflect.DeepEqual(got, want) {
 				t.Fatalf("candidates %v, want %v", got, want)
@@ -90,7 +97,7 @@ func TestEndpointsFailover(t *testing.T) {
 	eps.SetDynamic([]string{a.Addr().String(), b.Addr().String()})
 	ctx := context.Background()
 
-	c, err := eps.Dial(ctx, "tcp", "ignored:1")
+	c, err := eps.DialContext(ctx, "tcp", "ignored:1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +109,7 @@ func TestEndpointsFailover(t *testing.T) {
 		t.Fatalf("next dial starts at %s, want the working endpoint", first)
 	}
 	a.Close()
-	c, err = eps.Dial(ctx, "tcp", "ignored:1")
+	c, err = eps.DialContext(ctx, "tcp", "ignored:1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +118,81 @@ func TestEndpointsFailover(t *testing.T) {
 		t.Fatalf("after the first died preferred %s, want %s", got, b.Addr())
 	}
 	b.Close()
-	if _, err := eps.Dial(ctx, "tcp", "ignored:1"); err == nil || !strings.Contains(err.Error(), "no apiserver endpoint reachable") {
+	if _, err := eps.DialContext(ctx, "tcp", "ignored:1"); err == nil || !strings.Contains(err.Error(), "no apiserver endpoint reachable") {
 		t.Fatalf("all dead: err = %v", err)
+	}
+}
+
+// selfSigned returns a TLS certificate for 127.0.0.1 under its own CA.
+func selfSigned(t *testing.T, cn string) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"api.example"},
+		IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
+}
+
+func serveTLS(t *testing.T, cert tls.Certificate) string {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _ = c.(*tls.Conn).Handshake(); time.Sleep(100 * time.Millisecond); c.Close() }()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// What accepts TCP is not necessarily an apiserver: haproxy on the VIP with
+// no backends accepts and closes, another service presents another CA's
+// certificate. Only a verified handshake makes an endpoint good.
+func TestEndpointsRequireVerifiedTLS(t *testing.T) {
+	good, pool := selfSigned(t, "good")
+	other, _ := selfSigned(t, "other")
+
+	closer, _ := net.Listen("tcp", "127.0.0.1:0") // accepts, then hangs up
+	defer closer.Close()
+	go func() {
+		for {
+			c, err := closer.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	wrongCA := serveTLS(t, other)
+	right := serveTLS(t, good)
+
+	eps := NewEndpoints([]string{closer.Addr().String(), wrongCA}, time.Second, nil)
+	eps.SetDynamic([]string{right})
+	eps.TLS = &tls.Config{RootCAs: pool, ServerName: "api.example", MinVersion: tls.VersionTLS12}
+	c, err := eps.DialContext(context.Background(), "tcp", "api.example:6443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if got := eps.Preferred(); got != right {
+		t.Fatalf("selected %s, want the endpoint with a verified certificate %s", got, right)
 	}
 }

@@ -1,0 +1,327 @@
+package harness
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// ControlPlane is one etcd and one or more kube-apiservers sharing it.
+type ControlPlane struct {
+	Dir  string
+	CA   *CA
+	Logf func(format string, args ...any)
+
+	EtcdURL string
+	etcd    *Process
+
+	// Admin credentials for the test and the monitor.
+	Token string
+
+	APIServers []*APIServer
+}
+
+// APIServer is one kube-apiserver process.
+type APIServer struct {
+	Name    string
+	Address string // bind and advertise address
+	Port    int
+	URL     string
+	args    []string
+	env     []string
+	dir     string
+	proc    *Process
+}
+
+// ControlPlaneOptions shape a control plane.
+type ControlPlaneOptions struct {
+	// APIServers lists the bind addresses, one apiserver each; default one on
+	// 127.0.0.1.
+	APIServers []string
+	// APIPort is shared by all apiservers; 0 picks a free one.
+	APIPort int
+	// EtcdAddress is where etcd listens; default 127.0.0.1.
+	EtcdAddress string
+	// Wrap, if set, turns an apiserver's argv into the command to run (for
+	// example to run it inside a network namespace).
+	Wrap func(apiserverName string, argv []string) []string
+	Logf func(format string, args ...any)
+}
+
+// StartControlPlane starts etcd and the apiservers and waits until each
+// answers /readyz. On error everything started is stopped.
+func StartControlPlane(ctx context.Context, dir string, opts ControlPlaneOptions) (_ *ControlPlane, err error) {
+	if err := Require("etcd", "kube-apiserver"); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	bin, _ := BinDir()
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	if len(opts.APIServers) == 0 {
+		opts.APIServers = []string{"127.0.0.1"}
+	}
+	if opts.EtcdAddress == "" {
+		opts.EtcdAddress = "127.0.0.1"
+	}
+	ca, err := NewCA()
+	if err != nil {
+		return nil, err
+	}
+	cp := &ControlPlane{Dir: dir, CA: ca, Logf: opts.Logf, Token: "admin-token-for-tests"}
+	defer func() {
+		if err != nil {
+			cp.Stop()
+		}
+	}()
+	if err := cp.startEtcd(bin, opts.EtcdAddress); err != nil {
+		return nil, err
+	}
+	port := opts.APIPort
+	if port == 0 {
+		if port, err = FreePort(opts.APIServers...); err != nil {
+			return nil, err
+		}
+	}
+	if err := cp.writeAuth(); err != nil {
+		return nil, err
+	}
+	saPub, saKey, err := writeServiceAccountKeys(dir)
+	if err != nil {
+		return nil, err
+	}
+	for i, addr := range opts.APIServers {
+		s, err := cp.newAPIServer(bin, fmt.Sprintf("apiserver-%d", i), addr, port, saPub, saKey, opts.Wrap)
+		if err != nil {
+			return nil, err
+		}
+		cp.APIServers = append(cp.APIServers, s)
+	}
+	for _, s := range cp.APIServers {
+		if err := cp.StartAPIServer(ctx, s); err != nil {
+			return nil, err
+		}
+	}
+	return cp, nil
+}
+
+func (cp *ControlPlane) startEtcd(bin, addr string) error {
+	client, err := FreePort(addr)
+	if err != nil {
+		return err
+	}
+	peer, err := FreePort(addr)
+	if err != nil {
+		return err
+	}
+	host := net.JoinHostPort(addr, "")
+	host = strings.TrimSuffix(host, ":")
+	cURL := "http://" + host + ":" + strconv.Itoa(client)
+	pURL := "http://" + host + ":" + strconv.Itoa(peer)
+	cp.EtcdURL = cURL
+	cp.etcd, err = StartProcess("etcd", filepath.Join(cp.Dir, "etcd.log"), nil,
+		filepath.Join(bin, "etcd"),
+		"--name", "default", "--data-dir", filepath.Join(cp.Dir, "etcd-data"),
+		"--listen-client-urls", cURL, "--advertise-client-urls", cURL,
+		"--listen-peer-urls", pURL, "--initial-advertise-peer-urls", pURL,
+		"--initial-cluster", "default="+pURL,
+		"--unsafe-no-fsync", "--log-level", "warn")
+	if err != nil {
+		return err
+	}
+	ok := Poll(30*time.Second, 100*time.Millisecond, func() bool {
+		resp, err := (&http.Client{Timeout: time.Second}).Get(cURL + "/health")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if !ok {
+		return fmt.Errorf("etcd did not become healthy:\n%s", cp.etcd.Tail(20))
+	}
+	return nil
+}
+
+func (cp *ControlPlane) writeAuth() error {
+	tokens := cp.Token + ",admin,admin-uid,system:masters\n"
+	return os.WriteFile(filepath.Join(cp.Dir, "tokens.csv"), []byte(tokens), 0o600)
+}
+
+func (cp *ControlPlane) newAPIServer(bin, name, addr string, port int, saPub, saKey string, wrap func(string, []string) []string) (*APIServer, error) {
+	dir := filepath.Join(cp.Dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	ip := net.ParseIP(addr)
+	certPEM, keyPEM, err := cp.CA.Serving(name, []string{"localhost", "kubernetes", "kubernetes.default.svc"},
+		[]net.IP{ip, net.ParseIP("127.0.0.1"), net.ParseIP("::1")})
+	if err != nil {
+		return nil, err
+	}
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	args := []string{
+		filepath.Join(bin, "kube-apiserver"),
+		"--etcd-servers", cp.EtcdURL,
+		"--bind-address", addr, "--secure-port", strconv.Itoa(port),
+		"--advertise-address", addr,
+		"--tls-cert-file", certFile, "--tls-private-key-file", keyFile,
+		"--cert-dir", filepath.Join(dir, "certs"),
+		"--service-account-issuer", "https://kubernetes.default.svc",
+		"--service-account-key-file", saPub, "--service-account-signing-key-file", saKey,
+		"--token-auth-file", filepath.Join(cp.Dir, "tokens.csv"),
+		"--authorization-mode", "RBAC",
+		"--service-cluster-ip-range", "198.18.128.0/24",
+		"--shutdown-delay-duration", "0s",
+		"--v", "0",
+	}
+	if ip != nil && ip.IsLoopback() {
+		// kube-apiserver refuses to advertise loopback into the kubernetes
+		// Endpoints unless it does not reconcile them at all.
+		args = append(args, "--endpoint-reconciler-type", "none")
+	}
+	if wrap != nil {
+		args = wrap(name, args)
+	}
+	return &APIServer{Name: name, Address: addr, Port: port, dir: dir, args: args,
+		URL: "https://" + net.JoinHostPort(addr, strconv.Itoa(port))}, nil
+}
+
+// StartAPIServer (re)starts s and waits for /readyz.
+func (cp *ControlPlane) StartAPIServer(ctx context.Context, s *APIServer) error {
+	if s.proc != nil && !s.proc.Exited() {
+		return fmt.Errorf("%s already running", s.Name)
+	}
+	p, err := StartProcess(s.Name, filepath.Join(s.dir, "kube-apiserver.log"), s.env, s.args...)
+	if err != nil {
+		return err
+	}
+	s.proc = p
+	start := time.Now()
+	client := cp.httpClient()
+	ok := Poll(90*time.Second, 200*time.Millisecond, func() bool {
+		if p.Exited() || ctx.Err() != nil {
+			return true
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/readyz", nil)
+		req.Header.Set("Authorization", "Bearer "+cp.Token)
+		resp, err := client.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	switch {
+	case p.Exited():
+		return fmt.Errorf("%s exited:\n%s", s.Name, p.Tail(30))
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case !ok:
+		return fmt.Errorf("%s not ready after %v:\n%s", s.Name, time.Since(start), p.Tail(30))
+	}
+	cp.Logf("%s ready on %s after %v", s.Name, s.URL, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// StopAPIServer stops s (SIGTERM, then SIGKILL).
+func (cp *ControlPlane) StopAPIServer(s *APIServer) {
+	if s.proc != nil {
+		s.proc.Stop(15 * time.Second)
+	}
+}
+
+// KillAPIServer kills s with SIGKILL, like a crash.
+func (cp *ControlPlane) KillAPIServer(s *APIServer) {
+	if s.proc != nil && !s.proc.Exited() {
+		_ = s.proc.Signal(9)
+		_ = s.proc.Wait(context.Background())
+	}
+}
+
+// Stop stops every process of the control plane.
+func (cp *ControlPlane) Stop() {
+	for _, s := range cp.APIServers {
+		cp.StopAPIServer(s)
+	}
+	if cp.etcd != nil {
+		cp.etcd.Stop(10 * time.Second)
+	}
+}
+
+func (cp *ControlPlane) httpClient() *http.Client {
+	return &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: cp.CA.Pool(), MinVersion: tls.VersionTLS12},
+	}}
+}
+
+// WriteKubeconfig writes an admin kubeconfig whose server is serverURL,
+// verified against the test CA.
+func (cp *ControlPlane) WriteKubeconfig(path, serverURL string) error {
+	cfg := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster:
+    server: %s
+    certificate-authority-data: %s
+contexts:
+- name: test
+  context: {cluster: test, user: admin}
+current-context: test
+users:
+- name: admin
+  user:
+    token: %s
+`, serverURL, base64.StdEncoding.EncodeToString(cp.CA.CertPEM), cp.Token)
+	return os.WriteFile(path, []byte(cfg), 0o600)
+}
+
+// RESTConfig is an admin client config for serverURL (default: the first
+// apiserver).
+func (cp *ControlPlane) RESTConfig(serverURL string) (*rest.Config, error) {
+	if serverURL == "" {
+		serverURL = cp.APIServers[0].URL
+	}
+	path := filepath.Join(cp.Dir, "admin-"+strconv.FormatInt(time.Now().UnixNano(), 36)+".kubeconfig")
+	if err := cp.WriteKubeconfig(path, serverURL); err != nil {
+		return nil, err
+	}
+	defer os.Remove(path)
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = 500, 1000
+	return cfg, nil
+}
+
+// Client is an admin clientset for the first apiserver.
+func (cp *ControlPlane) Client() (kubernetes.Interface, error) {
+	cfg, err := cp.RESTConfig("")
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(cfg)
+}

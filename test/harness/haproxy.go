@@ -1,0 +1,248 @@
+package harness
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/haproxy-monitor/haproxy-monitor/manifests"
+)
+
+// HAProxy is the haproxy container of manifests/haproxy.yaml run on this
+// host: its reloader script, unmodified, with paths pointed into Dir, inside a
+// private PID namespace so that its "pidof haproxy" sees only its own haproxy
+// processes, as in the container.
+type HAProxy struct {
+	Dir          string
+	RunDir       string // -p pidfile and the -x stats socket
+	SockDir      string // haproxy-master.sock and haproxy-log.sock
+	CfgPath      string
+	TemplatePath string // templates/haproxy.cfg.tmpl with this instance's paths and ports
+	MasterSock   string
+	StatsSock    string
+	LBPort       int
+	StatPort     int
+	HealthPort   int
+
+	proc *Process
+}
+
+// PrepareHAProxy lays out directories and the instance's template. Nothing
+// runs yet; the monitor may start first.
+func PrepareHAProxy(dir string) (*HAProxy, error) {
+	h := &HAProxy{Dir: dir, RunDir: filepath.Join(dir, "run"), SockDir: filepath.Join(dir, "sock"), CfgPath: filepath.Join(dir, "etc", "haproxy.cfg")}
+	for _, d := range []string{h.RunDir, h.SockDir, filepath.Dir(h.CfgPath)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	h.MasterSock = filepath.Join(h.SockDir, "haproxy-master.sock")
+	h.StatsSock = filepath.Join(h.RunDir, "haproxy.sock")
+	var err error
+	for _, p := range []*int{&h.LBPort, &h.StatPort, &h.HealthPort} {
+		if *p, err = FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	tmpl, err := os.ReadFile(filepath.Join(root, "templates", "haproxy.cfg.tmpl"))
+	if err != nil {
+		return nil, err
+	}
+	text, err := substitute(string(tmpl), map[string]string{
+		"/var/lib/haproxy/run/haproxy.sock": h.StatsSock,
+		"/var/run/haproxy/haproxy-log.sock": filepath.Join(h.SockDir, "haproxy-log.sock"),
+		":50936":                            ":" + strconv.Itoa(h.HealthPort),
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.TemplatePath = filepath.Join(dir, "haproxy.cfg.tmpl")
+	return h, os.WriteFile(h.TemplatePath, []byte(text), 0o644)
+}
+
+// substitute replaces each key, failing when one is absent: the template
+// changed and the harness would silently test production paths otherwise.
+func substitute(text string, repl map[string]string) (string, error) {
+	for from, to := range repl {
+		if !strings.Contains(text, from) {
+			return "", fmt.Errorf("template no longer contains %q", from)
+		}
+		text = strings.ReplaceAll(text, from, to)
+	}
+	return text, nil
+}
+
+// ReloaderScript is the haproxy container's script from the shipped manifest.
+func ReloaderScript() (script string, env []string, err error) {
+	pod, err := manifests.Pod("haproxy.yaml")
+	if err != nil {
+		return "", nil, err
+	}
+	script, err = manifests.Script(pod, "haproxy")
+	if err != nil {
+		return "", nil, err
+	}
+	for _, c := range pod.Spec.Containers {
+		if c.Name == "haproxy" {
+			for _, e := range c.Env {
+				env = append(env, e.Name+"="+e.Value)
+			}
+		}
+	}
+	return script, env, nil
+}
+
+// Start runs the reloader (which starts haproxy if the cfg is non-empty) and
+// waits for its socket.
+func (h *HAProxy) Start() error {
+	if err := Require("haproxy", "socat", "unshare"); err != nil {
+		return err
+	}
+	script, env, err := ReloaderScript()
+	if err != nil {
+		return err
+	}
+	bin, _ := exec.LookPath("haproxy")
+	env = append(env, "HAPROXY_BIN="+bin, "HAPROXY_CFG="+h.CfgPath, "HAPROXY_RUN_DIR="+h.RunDir, "HAPROXY_SOCK_DIR="+h.SockDir)
+	h.proc, err = StartProcess("haproxy-reloader", filepath.Join(h.Dir, "reloader.log"), env,
+		"unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGKILL", "bash", "-c", script)
+	if err != nil {
+		return err
+	}
+	if !Poll(10*time.Second, 20*time.Millisecond, func() bool { return h.proc.Exited() || socketExists(h.MasterSock) }) || h.proc.Exited() {
+		return fmt.Errorf("reloader did not open %s:\n%s", h.MasterSock, h.proc.Tail(20))
+	}
+	return nil
+}
+
+// Stop ends the reloader; the kernel ends every process of its PID namespace.
+func (h *HAProxy) Stop() {
+	if h.proc != nil {
+		h.proc.Stop(5 * time.Second)
+	}
+}
+
+// Running reports whether the reloader is alive.
+func (h *HAProxy) Running() bool { return h.proc != nil && !h.proc.Exited() }
+
+// Log is the reloader's output (its set -x trace and haproxy's stderr).
+func (h *HAProxy) Log() string {
+	if h.proc == nil {
+		return ""
+	}
+	return h.proc.Log()
+}
+
+// ReloadsReceived counts the reload lines the reloader has read.
+func (h *HAProxy) ReloadsReceived() int {
+	return strings.Count(h.Log(), "The client send: reload")
+}
+
+func socketExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode()&os.ModeSocket != 0
+}
+
+// Command sends one command to haproxy's stats socket and returns the answer.
+func (h *HAProxy) Command(cmd string) (string, error) {
+	c, err := net.DialTimeout("unix", h.StatsSock, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte(cmd + "\n")); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(c)
+	return string(b), err
+}
+
+// Server is one server of the masters backend as haproxy runs it.
+type Server struct {
+	Addr string
+	Up   bool
+}
+
+// Servers reads "show servers state masters": what the running haproxy
+// really has, not what the file says.
+func (h *HAProxy) Servers() (map[string]Server, error) {
+	out, err := h.Command("show servers state masters")
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 2 {
+		return nil, fmt.Errorf("unexpected answer %q", out)
+	}
+	var header []string
+	servers := map[string]Server{}
+	for _, line := range lines {
+		if strings.HasPrefix(line, "# be_id") {
+			header = strings.Fields(strings.TrimPrefix(line, "# "))
+			continue
+		}
+		f := strings.Fields(line)
+		if header == nil || len(f) < len(header) || strings.HasPrefix(line, "#") {
+			continue
+		}
+		row := map[string]string{}
+		for i, name := range header {
+			row[name] = f[i]
+		}
+		// srv_op_state 2 is SRV_ST_RUNNING: UP.
+		servers[row["srv_name"]] = Server{Addr: row["srv_addr"], Up: row["srv_op_state"] == "2"}
+	}
+	return servers, nil
+}
+
+// ServersUp reports whether the masters backend has exactly the given servers,
+// all UP. Each entry is "name" or "name@address".
+func (h *HAProxy) ServersUp(want ...string) bool {
+	s, err := h.Servers()
+	if err != nil || len(s) != len(want) {
+		return false
+	}
+	for _, w := range want {
+		name, addr, _ := strings.Cut(w, "@")
+		got, ok := s[name]
+		if !ok || !got.Up || (addr != "" && got.Addr != addr) {
+			return false
+		}
+	}
+	return true
+}
+
+// LBClient makes one new TCP connection per request, so roundrobin spreads them.
+func LBClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // passthrough to test backends
+	}}
+}
+
+// Get requests path through the load balancer and returns the serving backend.
+func (h *HAProxy) Get(c *http.Client, path string) (string, error) {
+	resp, err := c.Get("https://127.0.0.1:" + strconv.Itoa(h.LBPort) + path)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("status %s", resp.Status)
+	}
+	return resp.Header.Get("X-Backend"), nil
+}

@@ -1,0 +1,90 @@
+package harness
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	builtPath string
+	buildErr  error
+)
+
+// MonitorBinary builds cmd/monitor once per process into dir and returns its path.
+func MonitorBinary(dir string) (string, error) {
+	buildOnce.Do(func() {
+		root, err := RepoRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtPath = filepath.Join(dir, "monitor")
+		cmd := exec.Command("go", "build", "-o", builtPath, "./cmd/monitor")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("building monitor: %v\n%s", err, out)
+		}
+	})
+	return builtPath, buildErr
+}
+
+// MonitorArgs are the monitor's command line for one haproxy instance.
+type MonitorArgs struct {
+	Kubeconfig string
+	HAProxy    *HAProxy
+	APIPort    int
+	VIPs       string // --api-vips
+	// HealthPort serves /healthz and /readyz on 127.0.0.1; 0 disables.
+	HealthPort int
+	Extra      []string
+}
+
+// Argv renders the command line after the binary.
+func (a MonitorArgs) Argv() []string {
+	argv := []string{a.Kubeconfig, a.HAProxy.TemplatePath, a.HAProxy.CfgPath,
+		"--api-port", strconv.Itoa(a.APIPort),
+		"--lb-port", strconv.Itoa(a.HAProxy.LBPort),
+		"--stat-port", strconv.Itoa(a.HAProxy.StatPort),
+		"--reload-socket", a.HAProxy.MasterSock,
+		"--metrics-bind-address", "",
+		"--check-interval", "1s",
+	}
+	if a.HealthPort != 0 {
+		argv[len(argv)-3] = "127.0.0.1:" + strconv.Itoa(a.HealthPort)
+	}
+	if a.VIPs != "" {
+		argv = append(argv, "--api-vips", a.VIPs)
+	}
+	return append(argv, a.Extra...)
+}
+
+// StartMonitor runs the monitor binary with args, logging to logPath.
+func StartMonitor(bin, logPath string, args MonitorArgs) (*Process, error) {
+	return StartProcess("monitor", logPath, nil, append([]string{bin}, args.Argv()...)...)
+}
+
+// FileUnchanged reports whether path still holds want.
+func FileUnchanged(path string, want []byte) bool {
+	got, err := os.ReadFile(path)
+	return err == nil && string(got) == string(want)
+}
+
+// Readyz returns the monitor's /readyz status code and body.
+func Readyz(port int) (int, string) {
+	c := &http.Client{Timeout: time.Second}
+	resp, err := c.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/readyz")
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}

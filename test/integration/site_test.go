@@ -1,0 +1,157 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/haproxy-monitor/haproxy-monitor/test/harness"
+)
+
+// site is one control-plane node's load balancer: haproxy with the
+// reloader, the monitor, and fake masters for the backends.
+type site struct {
+	t       *testing.T
+	dir     string
+	hap     *harness.HAProxy
+	mon     *harness.Process
+	args    harness.MonitorArgs
+	masters map[string]*harness.FakeMaster // by address
+}
+
+// newSite cleans the cluster's Nodes and prepares an haproxy instance. Neither
+// haproxy nor the monitor runs yet.
+func newSite(t *testing.T) *site {
+	t.Helper()
+	ctx := context.Background()
+	if err := harness.DeleteAllNodes(ctx, client); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "hapm-site")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hap, err := harness.PrepareHAProxy(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := filepath.Join(dir, "kubeconfig")
+	if err := cp.WriteKubeconfig(kc, cp.APIServers[0].URL); err != nil {
+		t.Fatal(err)
+	}
+	s := &site{t: t, dir: dir, hap: hap, masters: map[string]*harness.FakeMaster{},
+		args: harness.MonitorArgs{Kubeconfig: kc, HAProxy: hap, APIPort: apiPort, VIPs: "127.0.0.100",
+			Extra: []string{"--debounce", "100ms"}}}
+	t.Cleanup(func() {
+		s.stopMonitor()
+		hap.Stop()
+		for _, m := range s.masters {
+			m.Close()
+		}
+		if t.Failed() {
+			t.Logf("site files kept in %s", dir)
+			if s.mon != nil {
+				t.Logf("monitor log tail:\n%s", s.mon.Tail(40))
+			}
+			t.Logf("reloader log tail:\n%s", tail(hap.Log(), 40))
+			return
+		}
+		os.RemoveAll(dir)
+	})
+	return s
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// master starts a fake apiserver at host index i.
+func (s *site) master(name string, i int) string {
+	s.t.Helper()
+	addr := hostIP(i)
+	m, err := harness.StartFakeMaster(cp.CA, name, addr, apiPort)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.masters[addr] = m
+	return addr
+}
+
+// node creates a Node whose InternalIP is a fake master at host index i.
+func (s *site) node(name, label string, i int) {
+	s.t.Helper()
+	addr := s.master(name, i)
+	if err := harness.CreateNode(context.Background(), client, harness.NodeObject(name, label, addr)); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *site) startHAProxy() {
+	s.t.Helper()
+	if err := s.hap.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *site) startMonitor() {
+	s.t.Helper()
+	p, err := harness.StartMonitor(monitorBin, filepath.Join(s.dir, "monitor.log"), s.args)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.mon = p
+}
+
+func (s *site) stopMonitor() time.Duration {
+	if s.mon == nil || s.mon.Exited() {
+		return 0
+	}
+	return s.mon.Stop(10 * time.Second)
+}
+
+// waitServing waits until haproxy's masters backend is exactly names, all UP,
+// and returns how long that took.
+func (s *site) waitServing(timeout time.Duration, names ...string) time.Duration {
+	s.t.Helper()
+	start := time.Now()
+	if !harness.Poll(timeout, 10*time.Millisecond, func() bool { return s.hap.ServersUp(names...) }) {
+		got, err := s.hap.Servers()
+		s.t.Fatalf("haproxy does not serve %v after %v: has %v (%v)", names, timeout, got, err)
+	}
+	return time.Since(start)
+}
+
+// traffic sends n requests through the load balancer and returns the
+// backends that answered, counting failures.
+func (s *site) traffic(n int) (byBackend map[string]int, failed int) {
+	c := harness.LBClient(2 * time.Second)
+	byBackend = map[string]int{}
+	for i := 0; i < n; i++ {
+		b, err := s.hap.Get(c, "/version")
+		if err != nil {
+			failed++
+			continue
+		}
+		byBackend[b]++
+	}
+	return byBackend, failed
+}
+
+func (s *site) cfg() []byte {
+	b, _ := os.ReadFile(s.hap.CfgPath)
+	return b
+}
+
+func (s *site) waitLog(timeout time.Duration, substr string) {
+	s.t.Helper()
+	if !harness.Poll(timeout, 20*time.Millisecond, func() bool { return strings.Contains(s.mon.Log(), substr) }) {
+		s.t.Fatalf("monitor never logged %q:\n%s", substr, s.mon.Tail(30))
+	}
+}
