@@ -86,7 +86,9 @@ func newCommand() *cobra.Command {
 	f.DurationVar(&cfg.MaxDebounce, "max-debounce", time.Second, "Longest a render waits while changes keep coming")
 	f.DurationVar(&cfg.APITimeout, "api-timeout", 2*time.Second, "Connect timeout for each apiserver endpoint tried")
 	f.StringVar(&cfg.HAProxyBinary, "haproxy-binary", "haproxy", "haproxy used to validate each new config with -c; empty disables")
-	f.StringVar(&cfg.HealthAddr, "metrics-bind-address", "127.0.0.1:29446", "Address serving /healthz and /readyz; empty disables")
+	f.StringVar(&cfg.HealthAddr, "metrics-bind-address", "127.0.0.1:29446", "Address serving /metrics, /healthz and /readyz; empty disables")
+	f.StringVar(&cfg.StatsSocket, "haproxy-stats-socket", "/var/run/haproxy/haproxy-stats.sock", "Read-only haproxy runtime API socket used to confirm reloads and export backend states; empty disables")
+	f.DurationVar(&cfg.VerifyTimeout, "reload-verify-timeout", 10*time.Second, "How long a delivered reload may take to show in haproxy's runtime API")
 	f.StringVar(&logLevel, "log-level", "info", "Log level: debug, info, warn, error")
 	return cmd
 }

@@ -149,6 +149,18 @@ func (s *Source) Snapshot() Snapshot {
 	return snap
 }
 
+// LastContact is the last time any watch heard from the API (an event, a
+// bookmark or a list); zero before the first.
+func (s *Source) LastContact() time.Time {
+	last := s.slices.lastContact()
+	for _, n := range s.nodes {
+		if t := n.lastContact(); t.After(last) {
+			last = t
+		}
+	}
+	return last
+}
+
 // Signals counts the relevant changes seen so far.
 func (s *Source) Signals() uint64 { return s.signals.Load() }
 

@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"sync"
+	"time"
 
 	"k8s.io/client-go/tools/cache"
 )
@@ -17,12 +18,16 @@ type projStore[P any] struct {
 	equal   func(a, b P) bool
 	changed func()
 
-	mu     sync.RWMutex
-	items  map[string]P
-	synced bool
+	mu      sync.RWMutex
+	items   map[string]P
+	synced  bool
+	contact time.Time // last time the API told this store anything
 }
 
-var _ cache.ReflectorStore = (*projStore[int])(nil)
+var (
+	_ cache.ReflectorStore         = (*projStore[int])(nil)
+	_ cache.ReflectorBookmarkStore = (*projStore[int])(nil)
+)
 
 func newProjStore[P any](project func(any) (string, P, bool), equal func(a, b P) bool, changed func()) *projStore[P] {
 	return &projStore[P]{project: project, equal: equal, changed: changed, items: map[string]P{}}
@@ -32,12 +37,28 @@ func (s *projStore[P]) Add(obj any) error    { s.put(obj); return nil }
 func (s *projStore[P]) Update(obj any) error { s.put(obj); return nil }
 func (s *projStore[P]) Resync() error        { return nil }
 
+// Bookmark is the apiserver's periodic "nothing changed up to here": proof
+// that the watch is alive although no object changed.
+func (s *projStore[P]) Bookmark(string) error {
+	s.mu.Lock()
+	s.contact = time.Now()
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *projStore[P]) lastContact() time.Time {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.contact
+}
+
 func (s *projStore[P]) put(obj any) {
 	key, p, ok := s.project(obj)
 	if key == "" {
 		return
 	}
 	s.mu.Lock()
+	s.contact = time.Now()
 	old, had := s.items[key]
 	switch {
 	case !ok && !had, ok && had && s.equal(old, p):
@@ -58,6 +79,7 @@ func (s *projStore[P]) Delete(obj any) error {
 	}
 	key, _, _ := s.project(obj)
 	s.mu.Lock()
+	s.contact = time.Now()
 	_, had := s.items[key]
 	delete(s.items, key)
 	s.mu.Unlock()
@@ -85,7 +107,7 @@ func (s *projStore[P]) Replace(list []any, _ string) error {
 			}
 		}
 	}
-	s.items, s.synced = next, true
+	s.items, s.synced, s.contact = next, true, time.Now()
 	s.mu.Unlock()
 	if !same {
 		s.changed()

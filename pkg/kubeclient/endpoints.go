@@ -51,6 +51,13 @@ func (e *Endpoints) Preferred() string {
 	return e.preferred
 }
 
+// Down reports whether the last dial found no endpoint reachable.
+func (e *Endpoints) Down() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.down
+}
+
 // Candidates lists the addresses in the order the next dial tries them.
 func (e *Endpoints) Candidates() []string {
 	e.mu.Lock()

@@ -30,8 +30,14 @@ type Config struct {
 	APITimeout time.Duration
 	// HAProxyBinary validates candidates with "haproxy -c"; empty disables.
 	HAProxyBinary string
-	// HealthAddr serves /healthz and /readyz; empty disables.
+	// HealthAddr serves /healthz, /readyz and /metrics; empty disables.
 	HealthAddr string
+	// StatsSocket is a read-only (level user) haproxy runtime API socket used
+	// to confirm each reload and to export backend states; empty disables.
+	StatsSocket string
+	// VerifyTimeout bounds how long a delivered reload may take to show in
+	// haproxy's runtime API.
+	VerifyTimeout time.Duration
 
 	// LocalPrefixes lists the prefixes of local interfaces; nil reads them
 	// from the host. Tests substitute a fixed list.

@@ -42,7 +42,15 @@ func (d *debouncer) now() {
 	d.timer.Reset(0)
 }
 
-// fired must be called after C delivered, to start a new burst.
-func (d *debouncer) fired() { d.first = time.Time{} }
+// fired must be called after C delivered, to start a new burst. It returns
+// when the burst began: the first change it covers.
+func (d *debouncer) fired() time.Time {
+	first := d.first
+	d.first = time.Time{}
+	if first.IsZero() {
+		first = time.Now()
+	}
+	return first
+}
 
 func (d *debouncer) stop() { d.timer.Stop() }

@@ -3,25 +3,32 @@ package monitor
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/reload"
 )
 
-// state is what the health endpoints report; the loop and the notifier write it.
+// state is what the health endpoints report; the loop, the notifier and the
+// verifier write it.
 type state struct {
 	mu           sync.Mutex
 	lastBeat     time.Time
 	synced       bool
+	onDisk       bool // a non-empty configuration is on disk
 	backends     int
 	applyErr     error
 	keptReason   string
 	reloadErr    error
 	reloadFailed time.Time // start of the current delivery failure streak
+	verifyErr    error
+	apiDown      func() bool
 }
 
-func newState() *state { return &state{lastBeat: time.Now()} }
+func newState() *state { return &state{lastBeat: time.Now(), apiDown: func() bool { return false }} }
 
 func (s *state) beat() {
 	s.mu.Lock()
@@ -35,6 +42,12 @@ func (s *state) setSynced() {
 	s.mu.Unlock()
 }
 
+func (s *state) setOnDisk(v bool) {
+	s.mu.Lock()
+	s.onDisk = v
+	s.mu.Unlock()
+}
+
 func (s *state) setBackends(n int) {
 	s.mu.Lock()
 	s.backends = n
@@ -44,6 +57,12 @@ func (s *state) setBackends(n int) {
 func (s *state) applied(err error, kept string) {
 	s.mu.Lock()
 	s.applyErr, s.keptReason = err, kept
+	s.mu.Unlock()
+}
+
+func (s *state) verified(err error) {
+	s.mu.Lock()
+	s.verifyErr = err
 	s.mu.Unlock()
 }
 
@@ -70,40 +89,56 @@ func (s *state) healthy(interval time.Duration) error {
 	return nil
 }
 
-// ready: the configuration reflects the cluster (or the last-known-good one
-// is in use) and haproxy was told about it.
-func (s *state) ready() error {
+// ready: the configuration reflects the cluster, or the last-known-good one
+// is in use while the API cannot be reached, and haproxy was told about it.
+// The note qualifies a ready answer.
+func (s *state) ready() (note string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case !s.synced:
-		return fmt.Errorf("API caches not synced yet")
+	case !s.synced && !s.onDisk:
+		return "", fmt.Errorf("API caches not synced yet and no configuration on disk")
 	case s.applyErr != nil:
-		return fmt.Errorf("configuration not applied: %v", s.applyErr)
+		return "", fmt.Errorf("configuration not applied: %v", s.applyErr)
 	case s.reloadErr != nil:
-		return fmt.Errorf("reload not delivered since %s: %v", s.reloadFailed.Format(time.RFC3339), s.reloadErr)
-	case s.backends == 0 && s.keptReason == "":
-		return fmt.Errorf("no control-plane backend")
+		return "", fmt.Errorf("reload not delivered since %s: %v", s.reloadFailed.Format(time.RFC3339), s.reloadErr)
+	case s.verifyErr != nil:
+		return "", s.verifyErr
+	case !s.synced:
+		return "last-known-good configuration in use: API caches not synced yet", nil
+	case s.apiDown():
+		return "last-known-good configuration in use: API unreachable", nil
+	case s.backends == 0 && s.keptReason != "":
+		return "last-known-good configuration in use: " + s.keptReason, nil
+	case s.backends == 0:
+		return "", fmt.Errorf("no control-plane backend")
 	}
-	return nil
+	return "", nil
 }
 
 func (m *Monitor) healthMux() *http.ServeMux {
 	mux := http.NewServeMux()
-	reply := func(w http.ResponseWriter, err error) {
+	reply := func(w http.ResponseWriter, note string, err error) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if err != nil {
+		switch {
+		case err != nil:
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintln(w, err)
-			return
+		case note != "":
+			fmt.Fprintln(w, "ok:", note)
+		default:
+			fmt.Fprintln(w, "ok")
 		}
-		fmt.Fprintln(w, "ok")
 	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		reply(w, m.state.healthy(m.cfg.CheckInterval))
+		reply(w, "", m.state.healthy(m.cfg.CheckInterval))
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		reply(w, m.state.ready())
+		note, err := m.state.ready()
+		reply(w, note, err)
 	})
+	mux.Handle("/metrics", promhttp.HandlerFor(m.metrics.Registry, promhttp.HandlerOpts{}))
 	return mux
 }
+
+func portString(p uint16) string { return strconv.Itoa(int(p)) }

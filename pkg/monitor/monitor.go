@@ -2,10 +2,13 @@ package monitor
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/kubeclient"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/lbconfig"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/metrics"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/reload"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/render"
 )
@@ -37,12 +41,20 @@ type Monitor struct {
 	file     *apply.File
 	notifier *reload.Notifier
 	state    *state
+	metrics  *metrics.Metrics
+	verify   *verifier
 
 	renders atomic.Uint64 // syncs that computed a configuration
 
+	// Owned by the loop goroutine.
 	applied    []lbconfig.Backend // backends of the last config written or found on disk
 	lastSkips  string
 	retryDelay time.Duration
+
+	// eventAt is the first API event behind the change awaiting delivery;
+	// the loop sets it, the notifier's callback takes it.
+	eventMu sync.Mutex
+	eventAt time.Time
 }
 
 // Run loads the kubeconfig and template, then runs the loop until ctx ends.
@@ -55,21 +67,29 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// The metrics exist before the client so that its transport is counted.
+	met := metrics.New()
+	restCfg.Wrap(met.InstrumentAPI)
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return fmt.Errorf("creating API client: %w", err)
 	}
-	m, err := New(cfg, client)
+	m, err := newMonitor(cfg, client, met)
 	if err != nil {
 		return err
 	}
 	m.eps = eps
+	m.state.apiDown = eps.Down
 	return m.Run(ctx)
 }
 
 // New checks the template and the config path and prepares the loop over
 // client. It writes nothing.
 func New(cfg Config, client kubernetes.Interface) (*Monitor, error) {
+	return newMonitor(cfg, client, metrics.New())
+}
+
+func newMonitor(cfg Config, client kubernetes.Interface, met *metrics.Metrics) (*Monitor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -90,6 +110,9 @@ func New(cfg Config, client kubernetes.Interface) (*Monitor, error) {
 	if cfg.HAProxyBinary != "" {
 		file.Validate = apply.HAProxyCheck(cfg.HAProxyBinary, 10*time.Second)
 	}
+	if cfg.VerifyTimeout == 0 {
+		cfg.VerifyTimeout = 10 * time.Second
+	}
 	m := &Monitor{
 		cfg:      cfg,
 		log:      cfg.Log,
@@ -98,8 +121,15 @@ func New(cfg Config, client kubernetes.Interface) (*Monitor, error) {
 		file:     file,
 		notifier: reload.NewNotifier(cfg.ReloadSocket, cfg.Log),
 		state:    newState(),
+		metrics:  met,
 	}
-	m.notifier.OnResult = m.state.reloadResult
+	met.WatchLastContact(m.source.LastContact)
+	m.verify = newVerifier(cfg.StatsSocket, cfg.VerifyTimeout, cfg.CheckInterval, m.metrics, m.state, cfg.Log)
+	m.notifier.OnResult = m.reloadResult
+	if old, err := file.Read(); err == nil && len(old) > 0 {
+		m.metrics.SetConfigHash(sha(old))
+		m.state.setOnDisk(true)
+	}
 	return m, nil
 }
 
@@ -121,6 +151,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 	m.source.Start(ctx)
 	defer m.source.Shutdown()
 	go m.notifier.Run(ctx)
+	go m.verify.run(ctx)
 
 	synced := make(chan struct{})
 	go func() {
@@ -156,18 +187,17 @@ func (m *Monitor) loop(ctx context.Context, synced <-chan struct{}) {
 				debounce.poke()
 			}
 		case <-debounce.C():
-			debounce.fired()
-			retry = m.syncAndSchedule(ctx)
+			retry = m.syncAndSchedule(ctx, debounce.fired())
 		case <-retry:
-			retry = m.syncAndSchedule(ctx)
+			retry = m.syncAndSchedule(ctx, time.Now())
 		}
 	}
 }
 
 // syncAndSchedule syncs and returns a timer channel when the sync must be
 // retried without waiting for an event.
-func (m *Monitor) syncAndSchedule(ctx context.Context) <-chan time.Time {
-	if err := m.sync(ctx); err != nil {
+func (m *Monitor) syncAndSchedule(ctx context.Context, eventAt time.Time) <-chan time.Time {
+	if err := m.sync(ctx, eventAt); err != nil {
 		m.retryDelay = min(max(2*m.retryDelay, applyRetryMin), applyRetryMax)
 		m.log.WithError(err).WithField("retry_in", m.retryDelay).Error("configuration not applied")
 		return time.After(m.retryDelay)
@@ -186,10 +216,43 @@ func (m *Monitor) serveHealth(ctx context.Context) (stop func(), err error) {
 	}
 	srv := &http.Server{Handler: m.healthMux(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	m.log.WithField("address", ln.Addr().String()).Info("serving /healthz and /readyz")
+	m.log.WithField("address", ln.Addr().String()).Info("serving /healthz, /readyz and /metrics")
 	return func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}, nil
+}
+
+// reloadResult runs in the notifier after each delivery attempt.
+func (m *Monitor) reloadResult(r reload.Result) {
+	m.state.reloadResult(r)
+	if r.Err != nil {
+		m.metrics.Reloads.WithLabelValues("failed").Inc()
+		m.metrics.ReloadRetries.Inc()
+		return
+	}
+	m.metrics.Reloads.WithLabelValues("delivered").Inc()
+	m.eventMu.Lock()
+	eventAt := m.eventAt
+	m.eventAt = time.Time{}
+	m.eventMu.Unlock()
+	if !eventAt.IsZero() {
+		m.metrics.EventToReload.Observe(r.Finished.Sub(eventAt).Seconds())
+	}
+	m.verify.check(r.Finished)
+}
+
+// noteEvent records the first event behind a change about to be delivered.
+func (m *Monitor) noteEvent(at time.Time) {
+	m.eventMu.Lock()
+	if m.eventAt.IsZero() || at.Before(m.eventAt) {
+		m.eventAt = at
+	}
+	m.eventMu.Unlock()
+}
+
+func sha(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }

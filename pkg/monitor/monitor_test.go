@@ -316,8 +316,8 @@ func TestMonitorKeepsConfigWhenNoBackends(t *testing.T) {
 	if h.file() != before {
 		t.Fatal("config changed after the last member left")
 	}
-	if err := h.mon.state.ready(); err != nil {
-		t.Errorf("ready = %v, want ready on the last-known-good config", err)
+	if note, err := h.mon.state.ready(); err != nil || !strings.Contains(note, "last-known-good") {
+		t.Errorf("ready = %q, %v; want ready on the last-known-good config", note, err)
 	}
 	// A new member is applied normally again.
 	if _, err := h.client.CoreV1().Nodes().Create(context.Background(), node("m2", discovery.MasterLabel, "198.18.0.12"), metav1.CreateOptions{}); err != nil {
@@ -334,12 +334,12 @@ func TestMonitorReloadSocketAppearsLater(t *testing.T) {
 	h := start(t, cfg, false, node("m1", discovery.MasterLabel, "198.18.0.11"))
 	h.waitServers("m1=198.18.0.11:6443")
 	eventually(t, "the reload to be pending", func() bool { return h.mon.notifier.Pending() })
-	if err := h.mon.state.ready(); err == nil {
+	if _, err := h.mon.state.ready(); err == nil {
 		t.Error("ready while the reload is undelivered")
 	}
 	h.sink.listen(t)
 	h.waitReloads(1)
-	eventually(t, "readiness after delivery", func() bool { return h.mon.state.ready() == nil })
+	eventually(t, "readiness after delivery", func() bool { _, err := h.mon.state.ready(); return err == nil })
 }
 
 // A restarted monitor finding the right config on disk must not reload.

@@ -16,15 +16,18 @@ import (
 // sync computes the configuration from the caches and applies it when it
 // differs from the file. It returns an error only for failures worth
 // retrying without a new event (disk, validation).
-func (m *Monitor) sync(ctx context.Context) error {
+func (m *Monitor) sync(ctx context.Context, eventAt time.Time) error {
 	start := time.Now()
 	m.renders.Add(1)
+	m.metrics.Renders.Inc()
 	snap := m.source.Snapshot()
 	opts := m.lbOptions()
 	cfg, skipped := lbconfig.Build(snap.Nodes, opts)
 	m.logSkipped(skipped)
 	m.updateEndpoints(cfg.Backends, snap.APIEndpoints)
 	m.state.setBackends(len(cfg.Backends))
+	m.metrics.Backends.WithLabelValues("configured").Set(float64(len(cfg.Backends)))
+	m.metrics.Backends.WithLabelValues("skipped").Set(float64(len(skipped)))
 
 	if len(cfg.Backends) == 0 {
 		old, err := m.file.Read()
@@ -53,16 +56,23 @@ func (m *Monitor) sync(ctx context.Context) error {
 	m.state.applied(nil, "")
 	if !changed {
 		m.applied = cfg.Backends
+		m.verify.expect(cfg.Backends)
 		return nil
 	}
+	m.metrics.Writes.Inc()
+	m.metrics.ConfigGeneration.Inc()
+	m.metrics.SetConfigHash(sha(data))
+	m.state.setOnDisk(true)
 	added, removed := diffBackends(m.applied, cfg.Backends)
 	m.applied = cfg.Backends
+	m.verify.expect(cfg.Backends)
 	m.log.WithFields(logrus.Fields{
 		"backends": backendList(cfg.Backends),
 		"added":    backendList(added),
 		"removed":  backendList(removed),
 		"took":     time.Since(start).Round(time.Microsecond),
 	}).Info("haproxy configuration changed, requesting reload")
+	m.noteEvent(eventAt)
 	m.notifier.Request()
 	return nil
 }

@@ -1,10 +1,10 @@
 package harness
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/haproxy-monitor/haproxy-monitor/manifests"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/runtimeapi"
 )
 
 // HAProxy is the haproxy container of manifests/haproxy.yaml run on this
@@ -27,7 +28,8 @@ type HAProxy struct {
 	CfgPath      string
 	TemplatePath string // templates/haproxy.cfg.tmpl with this instance's paths and ports
 	MasterSock   string
-	StatsSock    string
+	StatsSock    string // level admin, in RunDir: the reloader's -x socket
+	UserSock     string // level user, in SockDir: the monitor's read-only socket
 	LBPort       int
 	StatPort     int
 	HealthPort   int
@@ -46,6 +48,7 @@ func PrepareHAProxy(dir string) (*HAProxy, error) {
 	}
 	h.MasterSock = filepath.Join(h.SockDir, "haproxy-master.sock")
 	h.StatsSock = filepath.Join(h.RunDir, "haproxy.sock")
+	h.UserSock = filepath.Join(h.SockDir, "haproxy-stats.sock")
 	var err error
 	for _, p := range []*int{&h.LBPort, &h.StatPort, &h.HealthPort} {
 		if *p, err = FreePort(); err != nil {
@@ -61,9 +64,10 @@ func PrepareHAProxy(dir string) (*HAProxy, error) {
 		return nil, err
 	}
 	text, err := substitute(string(tmpl), map[string]string{
-		"/var/lib/haproxy/run/haproxy.sock": h.StatsSock,
-		"/var/run/haproxy/haproxy-log.sock": filepath.Join(h.SockDir, "haproxy-log.sock"),
-		":50936":                            ":" + strconv.Itoa(h.HealthPort),
+		"/var/lib/haproxy/run/haproxy.sock":   h.StatsSock,
+		"/var/run/haproxy/haproxy-log.sock":   filepath.Join(h.SockDir, "haproxy-log.sock"),
+		"/var/run/haproxy/haproxy-stats.sock": h.UserSock,
+		":50936":                              ":" + strconv.Itoa(h.HealthPort),
 	})
 	if err != nil {
 		return nil, err
@@ -155,57 +159,10 @@ func socketExists(path string) bool {
 	return err == nil && st.Mode()&os.ModeSocket != 0
 }
 
-// Command sends one command to haproxy's stats socket and returns the answer.
-func (h *HAProxy) Command(cmd string) (string, error) {
-	c, err := net.DialTimeout("unix", h.StatsSock, time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte(cmd + "\n")); err != nil {
-		return "", err
-	}
-	b, err := io.ReadAll(c)
-	return string(b), err
-}
-
-// Server is one server of the masters backend as haproxy runs it.
-type Server struct {
-	Addr string
-	Up   bool
-}
-
 // Servers reads "show servers state masters": what the running haproxy
 // really has, not what the file says.
-func (h *HAProxy) Servers() (map[string]Server, error) {
-	out, err := h.Command("show servers state masters")
-	if err != nil {
-		return nil, err
-	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) < 2 {
-		return nil, fmt.Errorf("unexpected answer %q", out)
-	}
-	var header []string
-	servers := map[string]Server{}
-	for _, line := range lines {
-		if strings.HasPrefix(line, "# be_id") {
-			header = strings.Fields(strings.TrimPrefix(line, "# "))
-			continue
-		}
-		f := strings.Fields(line)
-		if header == nil || len(f) < len(header) || strings.HasPrefix(line, "#") {
-			continue
-		}
-		row := map[string]string{}
-		for i, name := range header {
-			row[name] = f[i]
-		}
-		// srv_op_state 2 is SRV_ST_RUNNING: UP.
-		servers[row["srv_name"]] = Server{Addr: row["srv_addr"], Up: row["srv_op_state"] == "2"}
-	}
-	return servers, nil
+func (h *HAProxy) Servers() (map[string]runtimeapi.Server, error) {
+	return runtimeapi.ServersState(context.Background(), h.StatsSock, "masters")
 }
 
 // ServersUp reports whether the masters backend has exactly the given servers,

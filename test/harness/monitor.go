@@ -54,6 +54,7 @@ func (a MonitorArgs) Argv() []string {
 		"--lb-port", strconv.Itoa(a.HAProxy.LBPort),
 		"--stat-port", strconv.Itoa(a.HAProxy.StatPort),
 		"--reload-socket", a.HAProxy.MasterSock,
+		"--haproxy-stats-socket", a.HAProxy.UserSock,
 		"--metrics-bind-address", "",
 		"--check-interval", "1s",
 	}

@@ -184,8 +184,9 @@ func TestMonitorRestartWhileAPIDown(t *testing.T) {
 	s.startMonitor()
 	// Wait until the new monitor has tried the API and failed.
 	s.waitLog(30*time.Second, "API unreachable on every endpoint")
-	if code, body := harness.Readyz(port); code != 503 || !strings.Contains(body, "not synced") {
-		t.Errorf("/readyz during the outage = %d %q, want 503 not synced", code, body)
+	// Ready, and saying why: haproxy serves the last-known-good configuration.
+	if code, body := harness.Readyz(port); code != 200 || !strings.Contains(body, "last-known-good") {
+		t.Errorf("/readyz during the outage = %d %q, want 200 with last-known-good", code, body)
 	}
 	if !harness.FileUnchanged(s.hap.CfgPath, before) || s.hap.ReloadsReceived() != reloads {
 		t.Fatal("restarted monitor touched the cfg or reloaded while the API was down")
@@ -197,7 +198,7 @@ func TestMonitorRestartWhileAPIDown(t *testing.T) {
 	if err := cp.StartAPIServer(context.Background(), api); err != nil {
 		t.Fatal(err)
 	}
-	if !harness.Poll(60*time.Second, 50*time.Millisecond, func() bool { code, _ := harness.Readyz(port); return code == 200 }) {
+	if !harness.Poll(60*time.Second, 50*time.Millisecond, func() bool { code, body := harness.Readyz(port); return code == 200 && body == "ok\n" }) {
 		_, body := harness.Readyz(port)
 		t.Fatalf("monitor not ready after the API returned: %s", body)
 	}

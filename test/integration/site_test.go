@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ type site struct {
 	mon     *harness.Process
 	args    harness.MonitorArgs
 	masters map[string]*harness.FakeMaster // by address
+	starts  int
 }
 
 // newSite cleans the cluster's Nodes and prepares an haproxy instance. Neither
@@ -102,7 +104,9 @@ func (s *site) startHAProxy() {
 
 func (s *site) startMonitor() {
 	s.t.Helper()
-	p, err := harness.StartMonitor(monitorBin, filepath.Join(s.dir, "monitor.log"), s.args)
+	// One log per process, so a wait for a line never matches an earlier run's.
+	s.starts++
+	p, err := harness.StartMonitor(monitorBin, filepath.Join(s.dir, fmt.Sprintf("monitor-%d.log", s.starts)), s.args)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -1,0 +1,122 @@
+// Package metrics defines the monitor's Prometheus metrics on a registry of
+// its own, and instruments the API client's transport.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+const ns = "haproxy_monitor"
+
+// Metrics is every metric the monitor exports.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	// Backends by state: configured and skipped (from the cluster), up and
+	// down (from haproxy's runtime API, when its socket is readable).
+	Backends *prometheus.GaugeVec
+	Renders  prometheus.Counter
+	Writes   prometheus.Counter
+	// Reloads by result of each delivery attempt: delivered, failed.
+	Reloads       *prometheus.CounterVec
+	ReloadRetries prometheus.Counter
+	// Verifications of a delivered reload by result: serving, timeout,
+	// unavailable (no runtime API socket to check with).
+	Verifications *prometheus.CounterVec
+	APIRequests   *prometheus.CounterVec
+	// EventToReload is from the first API event of a change to the reload
+	// line written to the socket.
+	EventToReload prometheus.Histogram
+	// ReloadToServing is from the reload line to haproxy serving the
+	// rendered server set, seen through its runtime API.
+	ReloadToServing  prometheus.Histogram
+	ConfigGeneration prometheus.Counter
+	ConfigInfo       *prometheus.GaugeVec
+}
+
+// New registers the metrics.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := &Metrics{
+		Registry: r,
+		Backends: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "backends",
+			Help: "Control-plane backends by state: configured/skipped (cluster), up/down (haproxy)."}, []string{"state"}),
+		Renders: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "renders_total",
+			Help: "Configurations computed from the cluster state."}),
+		Writes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "config_writes_total",
+			Help: "Configurations written to disk (rendered bytes differed)."}),
+		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reloads_total",
+			Help: "Reload delivery attempts on the reloader socket by result."}, []string{"result"}),
+		ReloadRetries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "reload_retries_total",
+			Help: "Failed reload deliveries that were retried."}),
+		Verifications: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reload_verifications_total",
+			Help: "Delivered reloads checked through haproxy's runtime API, by result."}, []string{"result"}),
+		APIRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "api_requests_total",
+			Help: "Requests to kube-apiserver by HTTP code, or \"error\" when no response came."}, []string{"code"}),
+		EventToReload: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "event_to_reload_seconds",
+			Help:    "Seconds from the API event that triggered a change to the reload being sent.",
+			Buckets: []float64{.05, .1, .15, .2, .25, .3, .5, .75, 1, 2, 5, 10, 30}}),
+		ReloadToServing: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "reload_to_serving_seconds",
+			Help:    "Seconds from the reload being sent to haproxy serving the new server set.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2, 5, 10}}),
+		ConfigGeneration: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "config_generation",
+			Help: "Increments with every configuration written."}),
+		ConfigInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "config_info",
+			Help: "1 for the SHA-256 of the configuration on disk."}, []string{"sha256"}),
+	}
+	r.MustRegister(m.Backends, m.Renders, m.Writes, m.Reloads, m.ReloadRetries, m.Verifications,
+		m.APIRequests, m.EventToReload, m.ReloadToServing, m.ConfigGeneration, m.ConfigInfo)
+	// Zero series exist from the start so rates work before the first event.
+	for _, res := range []string{"delivered", "failed"} {
+		m.Reloads.WithLabelValues(res)
+	}
+	for _, res := range []string{"serving", "timeout", "unavailable"} {
+		m.Verifications.WithLabelValues(res)
+	}
+	return m
+}
+
+// WatchLastContact exports the age of the last contact with the API (event,
+// bookmark or list) as reported by last; a zero time reads as -1.
+func (m *Metrics) WatchLastContact(last func() time.Time) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "api_last_contact_age_seconds",
+		Help: "Seconds since the API was last heard from (event, bookmark or list); -1 before the first."},
+		func() float64 {
+			if t := last(); !t.IsZero() {
+				return time.Since(t).Seconds()
+			}
+			return -1
+		}))
+}
+
+// SetConfigHash records the hash of the configuration now on disk.
+func (m *Metrics) SetConfigHash(sha string) {
+	m.ConfigInfo.Reset()
+	m.ConfigInfo.WithLabelValues(sha).Set(1)
+}
+
+// InstrumentAPI wraps the API client's transport to count requests.
+func (m *Metrics) InstrumentAPI(rt http.RoundTripper) http.RoundTripper {
+	return roundTripper{next: rt, m: m}
+}
+
+type roundTripper struct {
+	next http.RoundTripper
+	m    *Metrics
+}
+
+func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	if err != nil {
+		t.m.APIRequests.WithLabelValues("error").Inc()
+		return resp, err
+	}
+	t.m.APIRequests.WithLabelValues(strconv.Itoa(resp.StatusCode)).Inc()
+	return resp, nil
+}

@@ -1,0 +1,83 @@
+// Package runtimeapi reads haproxy's Runtime API (a stats socket) to learn
+// which servers the running haproxy really has, so a reload can be confirmed
+// instead of assumed.
+package runtimeapi
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+)
+
+// Server is one server of a backend as the running haproxy has it.
+type Server struct {
+	Addr string
+	Port string
+	Up   bool // srv_op_state 2 (SRV_ST_RUNNING)
+}
+
+// Command sends one command and returns haproxy's whole answer.
+func Command(ctx context.Context, socket, cmd string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	dl, _ := ctx.Deadline()
+	_ = c.SetDeadline(dl)
+	if _, err := c.Write([]byte(cmd + "\n")); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(c)
+	return string(b), err
+}
+
+// ServersState returns the servers of backend from "show servers state".
+func ServersState(ctx context.Context, socket, backend string) (map[string]Server, error) {
+	out, err := Command(ctx, socket, "show servers state "+backend)
+	if err != nil {
+		return nil, err
+	}
+	return ParseServersState(out)
+}
+
+// ParseServersState parses the answer of "show servers state <backend>":
+// a version line, a "# be_id be_name ..." header, then one row per server.
+func ParseServersState(out string) (map[string]Server, error) {
+	var header []string
+	servers := map[string]Server{}
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "# be_id"):
+			header = strings.Fields(strings.TrimPrefix(line, "# "))
+			continue
+		case line == "" || strings.HasPrefix(line, "#") || header == nil:
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < len(header) {
+			continue
+		}
+		row := make(map[string]string, len(header))
+		for i, name := range header {
+			row[name] = f[i]
+		}
+		servers[row["srv_name"]] = Server{Addr: row["srv_addr"], Port: row["srv_port"], Up: row["srv_op_state"] == "2"}
+	}
+	if header == nil {
+		return nil, fmt.Errorf("unexpected runtime API answer: %q", firstLine(out))
+	}
+	return servers, nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
+}
