@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN_DIR ?= bin
 
-.PHONY: help build test unit fuzz lint demo deps test-binaries clean
+.PHONY: help build test unit fuzz lint demo bench deps test-binaries clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ lint: ## gofmt, go vet, staticcheck
 
 demo: ## run the monitor against a local etcd + kube-apiserver + haproxy and show it follow changes
 	hack/demo.sh
+
+bench: ## benchmarks against the original's algorithm (~15 min); writes BENCHMARKS.md and bench/latest.txt
+	hack/bench.sh
 
 clean: ## remove build outputs (keeps the .cache of test binaries)
 	rm -rf $(BIN_DIR)

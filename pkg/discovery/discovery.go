@@ -15,8 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/lbconfig"
@@ -52,50 +50,37 @@ type Source struct {
 	wg         sync.WaitGroup
 }
 
+// Client hands out the list/watch functions discovery runs on. The monitor
+// builds them from a minimal REST client (only core/v1 and discovery/v1 in its
+// scheme: the full clientset costs ~10 MB of resident memory); tests adapt a
+// clientset with FromClientset.
+type Client interface {
+	// Nodes lists and watches Nodes matching labelSelector.
+	Nodes(labelSelector string) cache.ListerWatcher
+	// EndpointSlices lists and watches EndpointSlices in namespace matching
+	// labelSelector.
+	EndpointSlices(namespace, labelSelector string) cache.ListerWatcher
+}
+
 // New prepares the watches on client; Start runs them.
-func New(client kubernetes.Interface) *Source {
+func New(client Client) *Source {
 	s := &Source{changed: make(chan struct{}, 1)}
 	// A label selector cannot OR two keys, so one watch per role label; the
 	// apiserver filters, so workers are never sent.
 	for _, label := range []string{MasterLabel, ControlPlaneLabel} {
 		store := newProjStore(projectNode(label), nodeEqual, s.signal)
-		sel := func(o *metav1.ListOptions) { o.LabelSelector = label }
-		lw := &cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				sel(&o)
-				return client.CoreV1().Nodes().List(ctx, o)
-			},
-			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				sel(&o)
-				return client.CoreV1().Nodes().Watch(ctx, o)
-			},
-		}
-		s.add(client, lw, &corev1.Node{}, store, "nodes["+label+"]")
+		s.add(client.Nodes(label), &corev1.Node{}, store, "nodes["+label+"]")
 		s.nodes = append(s.nodes, store)
 	}
 	s.slices = newProjStore(projectSlice, slices.Equal[[]string], s.signal)
-	sel := func(o *metav1.ListOptions) { o.LabelSelector = discoveryv1.LabelServiceName + "=kubernetes" }
-	slices := client.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault)
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			sel(&o)
-			return slices.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			sel(&o)
-			return slices.Watch(ctx, o)
-		},
-	}
-	s.add(client, lw, &discoveryv1.EndpointSlice{}, s.slices, "endpointslices[default/kubernetes]")
+	lw := client.EndpointSlices(metav1.NamespaceDefault, discoveryv1.LabelServiceName+"=kubernetes")
+	s.add(lw, &discoveryv1.EndpointSlice{}, s.slices, "endpointslices[default/kubernetes]")
 	return s
 }
 
-func (s *Source) add(client kubernetes.Interface, lw *cache.ListWatch, typ runtime.Object, store cache.ReflectorStore, name string) {
+func (s *Source) add(lw cache.ListerWatcher, typ runtime.Object, store cache.ReflectorStore, name string) {
 	backoff := RetryBackoff
-	// The wrapper tells the reflector whether the client can stream the
-	// initial list (a real apiserver can, the fake clientset cannot).
-	wlw := cache.ToListWatcherWithWatchListSemantics(lw, client)
-	s.reflectors = append(s.reflectors, cache.NewReflectorWithOptions(wlw, typ, store, cache.ReflectorOptions{
+	s.reflectors = append(s.reflectors, cache.NewReflectorWithOptions(lw, typ, store, cache.ReflectorOptions{
 		Name: name, Backoff: &backoff,
 	}))
 }

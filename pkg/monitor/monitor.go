@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/apply"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery"
@@ -70,9 +69,9 @@ func Run(ctx context.Context, cfg Config) error {
 	// The metrics exist before the client so that its transport is counted.
 	met := metrics.New()
 	restCfg.Wrap(met.InstrumentAPI)
-	client, err := kubernetes.NewForConfig(restCfg)
+	client, err := discovery.NewRESTClient(restCfg)
 	if err != nil {
-		return fmt.Errorf("creating API client: %w", err)
+		return err
 	}
 	m, err := newMonitor(cfg, client, met)
 	if err != nil {
@@ -85,11 +84,11 @@ func Run(ctx context.Context, cfg Config) error {
 
 // New checks the template and the config path and prepares the loop over
 // client. It writes nothing.
-func New(cfg Config, client kubernetes.Interface) (*Monitor, error) {
+func New(cfg Config, client discovery.Client) (*Monitor, error) {
 	return newMonitor(cfg, client, metrics.New())
 }
 
-func newMonitor(cfg Config, client kubernetes.Interface, met *metrics.Metrics) (*Monitor, error) {
+func newMonitor(cfg Config, client discovery.Client, met *metrics.Metrics) (*Monitor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery/clientset"
 )
 
 // reloadSink is a real unix socket listener counting "reload" lines, standing
@@ -152,7 +153,7 @@ func start(t *testing.T, cfg Config, listen bool, objs ...*corev1.Node) *harness
 			t.Fatal(err)
 		}
 	}
-	mon, err := New(cfg, client)
+	mon, err := New(cfg, clientset.New(client))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +394,7 @@ func TestMonitorRejectsBadInputBeforeTouchingDisk(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c := cfg
 			mutate(&c)
-			if _, err := New(c, fake.NewClientset()); err == nil {
+			if _, err := New(c, clientset.New(fake.NewClientset())); err == nil {
 				t.Fatal("accepted")
 			}
 		})

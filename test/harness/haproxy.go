@@ -76,6 +76,20 @@ func PrepareHAProxy(dir string) (*HAProxy, error) {
 	return h, os.WriteFile(h.TemplatePath, []byte(text), 0o644)
 }
 
+// RewriteTemplate replaces old with new in this instance's template, for
+// comparisons against a variant (old must be present).
+func (h *HAProxy) RewriteTemplate(old, new string) error {
+	b, err := os.ReadFile(h.TemplatePath)
+	if err != nil {
+		return err
+	}
+	text, err := substitute(string(b), map[string]string{old: new})
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(h.TemplatePath, []byte(text), 0o644)
+}
+
 // substitute replaces each key, failing when one is absent: the template
 // changed and the harness would silently test production paths otherwise.
 func substitute(text string, repl map[string]string) (string, error) {

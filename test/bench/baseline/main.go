@@ -1,0 +1,134 @@
+// Command baseline is the original monitor's algorithm, rebuilt from this
+// project's pure packages for side-by-side benchmarks: a full LIST of master
+// Nodes every --check-interval through the kubeconfig's server with a 30 s
+// timeout, a change applied only after three identical observations, the
+// config written and "reload" sent. It is a measuring stick, not a product.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"reflect"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/apply"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/lbconfig"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/reload"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/render"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "baseline:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	apiPort := flag.Uint("api-port", 6443, "")
+	lbPort := flag.Uint("lb-port", 9445, "")
+	statPort := flag.Uint("stat-port", 29445, "")
+	interval := flag.Duration("check-interval", 6*time.Second, "")
+	vips := flag.String("api-vips", "", "")
+	sock := flag.String("reload-socket", reload.DefaultSocket, "")
+	flag.Parse()
+	if flag.NArg() != 3 {
+		return fmt.Errorf("usage: baseline kubeconfig template cfg [flags]")
+	}
+	restCfg, err := clientcmd.BuildConfigFromFlags("", flag.Arg(0))
+	if err != nil {
+		return err
+	}
+	restCfg.Timeout = 30 * time.Second
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return err
+	}
+	r, err := render.Load(flag.Arg(1))
+	if err != nil {
+		return err
+	}
+	opts := lbconfig.Options{APIPort: uint16(*apiPort), LBPort: uint16(*lbPort), StatPort: uint16(*statPort)}
+	for _, v := range strings.Split(*vips, ",") {
+		if a, err := netip.ParseAddr(v); err == nil {
+			opts.VIPs = append(opts.VIPs, a)
+		}
+	}
+	file := &apply.File{Path: flag.Arg(2)}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	var last, applied *lbconfig.LBConfig
+	same := 0
+	for {
+		cfg, err := observe(ctx, client, opts)
+		switch {
+		case err != nil:
+			fmt.Fprintln(os.Stderr, "list:", err)
+			same = 0
+		case last != nil && reflect.DeepEqual(*last, cfg):
+			same++
+		default:
+			last, same = &cfg, 1
+		}
+		if same >= 3 && (applied == nil || !reflect.DeepEqual(*applied, cfg)) {
+			data, err := r.Render(lbconfig.TemplateData{LBConfig: cfg})
+			if err == nil {
+				_, err = file.Apply(ctx, data)
+			}
+			if err == nil {
+				err = sendReload(*sock)
+			}
+			if err != nil {
+				return err // the original exits on render or socket errors
+			}
+			applied = &cfg
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(*interval):
+		}
+	}
+}
+
+func observe(ctx context.Context, client kubernetes.Interface, opts lbconfig.Options) (lbconfig.LBConfig, error) {
+	list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "node-role.kubernetes.io/master"})
+	if err != nil {
+		return lbconfig.LBConfig{}, err
+	}
+	nodes := make([]lbconfig.Node, 0, len(list.Items))
+	for _, n := range list.Items {
+		ln := lbconfig.Node{Name: n.Name}
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				ln.InternalIPs = append(ln.InternalIPs, a.Address)
+			}
+		}
+		nodes = append(nodes, ln)
+	}
+	cfg, _ := lbconfig.Build(nodes, opts)
+	return cfg, nil
+}
+
+func sendReload(path string) error {
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.Write([]byte("reload\n"))
+	return err
+}
