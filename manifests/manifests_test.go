@@ -90,3 +90,33 @@ func TestReloaderScriptParses(t *testing.T) {
 		}
 	}
 }
+
+func TestKeepalivedPodDecodesStrictly(t *testing.T) {
+	pod, err := Pod("keepalived.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pod.Spec.Containers) != 1 || !pod.Spec.HostNetwork {
+		t.Fatal("keepalived must be one container on the host network")
+	}
+	c := pod.Spec.Containers[0]
+	if c.Command[0] != "/usr/sbin/keepalived" || !strings.Contains(strings.Join(c.Command, " "), "--use-file=/etc/keepalived/keepalived.conf") {
+		t.Errorf("keepalived command %v", c.Command)
+	}
+	if c.SecurityContext == nil || c.SecurityContext.Privileged == nil || !*c.SecurityContext.Privileged {
+		t.Error("keepalived needs privileges to add the VIP and send VRRP")
+	}
+}
+
+// Every manifest in the directory decodes strictly; a new one cannot slip by.
+func TestAllManifestsDecode(t *testing.T) {
+	entries, err := files.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if _, err := Pod(e.Name()); err != nil {
+			t.Errorf("%s: %v", e.Name(), err)
+		}
+	}
+}

@@ -89,6 +89,10 @@ func newCommand() *cobra.Command {
 	f.StringVar(&cfg.HealthAddr, "metrics-bind-address", "127.0.0.1:29446", "Address serving /metrics, /healthz and /readyz; empty disables")
 	f.StringVar(&cfg.StatsSocket, "haproxy-stats-socket", "/var/run/haproxy/haproxy-stats.sock", "Read-only haproxy runtime API socket used to confirm reloads and export backend states; empty disables")
 	f.DurationVar(&cfg.VerifyTimeout, "reload-verify-timeout", 10*time.Second, "How long a delivered reload may take to show in haproxy's runtime API")
+	f.BoolVar(&cfg.Redirect, "api-redirect", true, "Redirect VIP:api-port to lb-port with nftables while haproxy reports the API reachable")
+	f.StringVar(&cfg.RedirectProbeURL, "redirect-probe-url", "http://127.0.0.1:50936/haproxy_ready", "haproxy monitor-uri probed once per check interval for the redirect")
+	f.IntVar(&cfg.RedirectOnAfter, "redirect-on-after", 3, "Consecutive good probes before the redirect goes in")
+	f.IntVar(&cfg.RedirectOffAfter, "redirect-off-after", 11, "Consecutive bad probes before the redirect comes out")
 	f.StringVar(&logLevel, "log-level", "info", "Log level: debug, info, warn, error")
 	return cmd
 }

@@ -37,6 +37,8 @@ type Metrics struct {
 	ReloadToServing  prometheus.Histogram
 	ConfigGeneration prometheus.Counter
 	ConfigInfo       *prometheus.GaugeVec
+	// RedirectActive is 1 while the VIP → lb-port redirect is installed.
+	RedirectActive prometheus.Gauge
 }
 
 // New registers the metrics.
@@ -69,9 +71,11 @@ func New() *Metrics {
 			Help: "Increments with every configuration written."}),
 		ConfigInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "config_info",
 			Help: "1 for the SHA-256 of the configuration on disk."}, []string{"sha256"}),
+		RedirectActive: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "api_redirect_active",
+			Help: "1 while the VIP:api-port to lb-port nftables redirect is installed."}),
 	}
 	r.MustRegister(m.Backends, m.Renders, m.Writes, m.Reloads, m.ReloadRetries, m.Verifications,
-		m.APIRequests, m.EventToReload, m.ReloadToServing, m.ConfigGeneration, m.ConfigInfo)
+		m.APIRequests, m.EventToReload, m.ReloadToServing, m.ConfigGeneration, m.ConfigInfo, m.RedirectActive)
 	// Zero series exist from the start so rates work before the first event.
 	for _, res := range []string{"delivered", "failed"} {
 		m.Reloads.WithLabelValues(res)

@@ -39,6 +39,15 @@ type Config struct {
 	// haproxy's runtime API.
 	VerifyTimeout time.Duration
 
+	// Redirect installs the VIP:api-port → lb-port nftables redirect while
+	// RedirectProbeURL (haproxy's monitor-uri) answers 2xx, switched on after
+	// RedirectOnAfter good probes and off after RedirectOffAfter bad ones, one
+	// probe per CheckInterval.
+	Redirect         bool
+	RedirectProbeURL string
+	RedirectOnAfter  int
+	RedirectOffAfter int
+
 	// LocalPrefixes lists the prefixes of local interfaces; nil reads them
 	// from the host. Tests substitute a fixed list.
 	LocalPrefixes func() ([]netip.Prefix, error)
@@ -65,6 +74,9 @@ func (c *Config) Validate() error {
 	}
 	if c.APITimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--api-timeout must be positive, got %v", c.APITimeout))
+	}
+	if c.Redirect && (c.RedirectOnAfter < 1 || c.RedirectOffAfter < 1 || c.RedirectProbeURL == "") {
+		errs = append(errs, errors.New("--redirect-on-after and --redirect-off-after must be at least 1 and --redirect-probe-url set"))
 	}
 	if c.ReloadSocket == "" {
 		errs = append(errs, errors.New("--reload-socket is empty"))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/apply"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/firewall"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/kubeclient"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/lbconfig"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/metrics"
@@ -151,6 +152,12 @@ func (m *Monitor) Run(ctx context.Context) error {
 	defer m.source.Shutdown()
 	go m.notifier.Run(ctx)
 	go m.verify.run(ctx)
+	if fw := m.firewall(); fw != nil {
+		done := make(chan struct{})
+		go func() { fw.Run(ctx); close(done) }()
+		// Runs after the loop returns: the rules are out before we exit.
+		defer func() { <-done }()
+	}
 
 	synced := make(chan struct{})
 	go func() {
@@ -254,4 +261,25 @@ func (m *Monitor) noteEvent(at time.Time) {
 func sha(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// firewall returns the redirect controller, or nil when it is off.
+func (m *Monitor) firewall() *firewall.Controller {
+	if !m.cfg.Redirect || len(m.cfg.VIPs) == 0 {
+		return nil
+	}
+	return &firewall.Controller{
+		Rules:      &firewall.Redirect{VIPs: m.cfg.VIPs, APIPort: m.cfg.APIPort, LBPort: m.cfg.LBPort},
+		Probe:      firewall.HTTPProbe(m.cfg.RedirectProbeURL),
+		Interval:   m.cfg.CheckInterval,
+		Hysteresis: firewall.Hysteresis{OnAfter: m.cfg.RedirectOnAfter, OffAfter: m.cfg.RedirectOffAfter},
+		Log:        m.log.WithField("component", "redirect"),
+		OnChange: func(active bool) {
+			v := 0.0
+			if active {
+				v = 1
+			}
+			m.metrics.RedirectActive.Set(v)
+		},
+	}
 }

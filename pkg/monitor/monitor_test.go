@@ -334,10 +334,10 @@ func TestMonitorReloadSocketAppearsLater(t *testing.T) {
 	cfg := testConfig(t, newSinkPath(t))
 	h := start(t, cfg, false, node("m1", discovery.MasterLabel, "198.18.0.11"))
 	h.waitServers("m1=198.18.0.11:6443")
-	eventually(t, "the reload to be pending", func() bool { return h.mon.notifier.Pending() })
-	if _, err := h.mon.state.ready(); err == nil {
-		t.Error("ready while the reload is undelivered")
-	}
+	eventually(t, "readiness to fail on the undelivered reload", func() bool {
+		_, err := h.mon.state.ready()
+		return err != nil && strings.Contains(err.Error(), "reload not delivered") && h.mon.notifier.Pending()
+	})
 	h.sink.listen(t)
 	h.waitReloads(1)
 	eventually(t, "readiness after delivery", func() bool { _, err := h.mon.state.ready(); return err == nil })

@@ -49,17 +49,21 @@ type MonitorArgs struct {
 
 // Argv renders the command line after the binary.
 func (a MonitorArgs) Argv() []string {
+	health := ""
+	if a.HealthPort != 0 {
+		health = "127.0.0.1:" + strconv.Itoa(a.HealthPort)
+	}
 	argv := []string{a.Kubeconfig, a.HAProxy.TemplatePath, a.HAProxy.CfgPath,
 		"--api-port", strconv.Itoa(a.APIPort),
 		"--lb-port", strconv.Itoa(a.HAProxy.LBPort),
 		"--stat-port", strconv.Itoa(a.HAProxy.StatPort),
 		"--reload-socket", a.HAProxy.MasterSock,
 		"--haproxy-stats-socket", a.HAProxy.UserSock,
-		"--metrics-bind-address", "",
+		"--metrics-bind-address", health,
 		"--check-interval", "1s",
-	}
-	if a.HealthPort != 0 {
-		argv[len(argv)-3] = "127.0.0.1:" + strconv.Itoa(a.HealthPort)
+		// On this host the VIP is a loopback stand-in: never touch the
+		// host's nftables. The lab enables it inside its namespaces.
+		"--api-redirect=false",
 	}
 	if a.VIPs != "" {
 		argv = append(argv, "--api-vips", a.VIPs)

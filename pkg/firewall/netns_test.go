@@ -1,0 +1,246 @@
+package firewall
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// netns creates a network namespace for the test and returns its name and an
+// open fd; both go away at cleanup.
+func netns(t *testing.T) (string, int) {
+	t.Helper()
+	for _, tool := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("HAPM_REQUIRE_TOOLS") != "" {
+				t.Fatalf("%s not installed", tool)
+			}
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root")
+	}
+	name := fmt.Sprintf("hapm-fw-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
+	run(t, "ip", "netns", "add", name)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+	run(t, "ip", "-n", name, "link", "set", "lo", "up")
+	f, err := os.Open("/run/netns/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return name, int(f.Fd())
+}
+
+func run(t *testing.T, argv ...string) string {
+	t.Helper()
+	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+	}
+	return string(out)
+}
+
+func ruleset(t *testing.T, ns string) string {
+	return run(t, "ip", "netns", "exec", ns, "nft", "list", "ruleset")
+}
+
+func vips(ss ...string) []netip.Addr {
+	out := []netip.Addr{}
+	for _, s := range ss {
+		out = append(out, netip.MustParseAddr(s))
+	}
+	return out
+}
+
+// The rules are what the original installs, as nft itself prints them, and
+// ensuring again (a restart, a race) adds nothing.
+func TestEnsureIsIdempotentAndMatchesNft(t *testing.T) {
+	ns, fd := netns(t)
+	r := &Redirect{VIPs: vips("198.18.0.100", "fd00::100"), APIPort: 6443, LBPort: 9445, NetNSFd: fd}
+	for i := 0; i < 3; i++ {
+		if err := r.Ensure(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := ruleset(t, ns)
+	for _, want := range []string{
+		"table ip ocp_nat", "table ip6 ocp_nat",
+		"chain ocp_prerouting", "chain ocp_output",
+		"type nat hook prerouting priority dstnat", "type nat hook output priority -100",
+		`ip daddr 198.18.0.100 tcp dport 6443 redirect to :9445 comment "OCP_API_LB_REDIRECT"`,
+		`ip6 daddr fd00::100 tcp dport 6443 redirect to :9445 comment "OCP_API_LB_REDIRECT"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ruleset lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "OCP_API_LB_REDIRECT"); n != 4 {
+		t.Fatalf("%d redirect rules after three Ensure calls, want 4 (2 VIPs x 2 chains):\n%s", n, out)
+	}
+}
+
+// Duplicates left by someone else, stale VIPs and changed ports are repaired.
+func TestEnsureRepairs(t *testing.T) {
+	ns, fd := netns(t)
+	r := &Redirect{VIPs: vips("198.18.0.100"), APIPort: 6443, LBPort: 9445, NetNSFd: fd}
+	if err := r.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		run(t, "ip", "netns", "exec", ns, "nft", "add", "rule", "ip", "ocp_nat", "ocp_prerouting",
+			"ip", "daddr", "198.18.0.100", "tcp", "dport", "6443", "redirect", "to", ":9445", "comment", `"OCP_API_LB_REDIRECT"`)
+	}
+	run(t, "ip", "netns", "exec", ns, "nft", "add", "rule", "ip", "ocp_nat", "ocp_output",
+		"ip", "daddr", "198.18.0.99", "tcp", "dport", "6443", "redirect", "to", ":9445", "comment", `"OCP_API_LB_REDIRECT"`)
+	run(t, "ip", "netns", "exec", ns, "nft", "add", "rule", "ip", "ocp_nat", "ocp_output",
+		"ip", "daddr", "198.18.0.7", "tcp", "dport", "22", "accept", "comment", `"someone else"`)
+	r.LBPort = 9446
+	if err := r.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	out := ruleset(t, ns)
+	if n := strings.Count(out, "OCP_API_LB_REDIRECT"); n != 2 || !strings.Contains(out, "redirect to :9446") || strings.Contains(out, "198.18.0.99") {
+		t.Fatalf("after repair want one rule per chain to :9446 for 198.18.0.100 only:\n%s", out)
+	}
+	if !strings.Contains(out, `comment "someone else"`) {
+		t.Fatalf("a rule that is not ours was removed:\n%s", out)
+	}
+}
+
+func TestRemove(t *testing.T) {
+	ns, fd := netns(t)
+	r := &Redirect{VIPs: vips("198.18.0.100", "fd00::100"), APIPort: 6443, LBPort: 9445, NetNSFd: fd}
+	if err := r.Remove(); err != nil {
+		t.Fatalf("remove with nothing installed: %v", err)
+	}
+	if err := r.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if out := ruleset(t, ns); strings.Contains(out, "ocp_nat") {
+		t.Fatalf("tables left after Remove:\n%s", out)
+	}
+}
+
+// Traffic to VIP:api-port from inside the namespace lands on the lb-port
+// listener while the rule is in, and on the api-port one once it is out.
+func TestRedirectCarriesTraffic(t *testing.T) {
+	ns, fd := netns(t)
+	if _, err := exec.LookPath("socat"); err != nil {
+		t.Skip("socat not installed")
+	}
+	run(t, "ip", "-n", ns, "addr", "add", "198.18.0.100/32", "dev", "lo")
+	serve := func(port, reply string) {
+		cmd := exec.Command("ip", "netns", "exec", ns, "socat", "TCP-LISTEN:"+port+",bind=0.0.0.0,reuseaddr,fork", "SYSTEM:echo "+reply)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	}
+	serve("9445", "lb")
+	serve("6443", "direct")
+	get := func() string {
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			out, err := exec.Command("ip", "netns", "exec", ns, "socat", "-T1", "-u", "TCP:198.18.0.100:6443,connect-timeout=1", "STDOUT").Output()
+			if err == nil && len(out) > 0 {
+				return strings.TrimSpace(string(out))
+			}
+		}
+		return ""
+	}
+	if got := get(); got != "direct" {
+		t.Fatalf("before the rule: %q, want direct", got)
+	}
+	r := &Redirect{VIPs: vips("198.18.0.100"), APIPort: 6443, LBPort: 9445, NetNSFd: fd}
+	if err := r.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(); got != "lb" {
+		t.Fatalf("with the rule: %q, want lb", got)
+	}
+	if err := r.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(); got != "direct" {
+		t.Fatalf("after removal: %q, want direct", got)
+	}
+}
+
+// The controller switches real rules with hysteresis and removes them when
+// its context ends (SIGTERM in the monitor).
+func TestControllerHysteresisAndShutdown(t *testing.T) {
+	_, fd := netns(t)
+	r := &Redirect{VIPs: vips("198.18.0.100"), APIPort: 6443, LBPort: 9445, NetNSFd: fd}
+	var healthy atomic.Bool
+	var probes atomic.Int64
+	log := logrus.New()
+	log.SetOutput(os.Stderr)
+	c := &Controller{
+		Rules: r, Interval: 10 * time.Millisecond, Hysteresis: Hysteresis{OnAfter: 3, OffAfter: 11}, Log: log,
+		Probe: func(context.Context) error {
+			probes.Add(1)
+			if healthy.Load() {
+				return nil
+			}
+			return errors.New("haproxy says no backend")
+		},
+	}
+	present := func() bool {
+		rules, err := r.Rules()
+		return err == nil && len(rules[PreroutingName]) == 1 && len(rules[OutputName]) == 1
+	}
+	waitProbes := func(n int64) {
+		t.Helper()
+		start := probes.Load()
+		for deadline := time.Now().Add(5 * time.Second); probes.Load() < start+n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("controller stopped probing")
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+
+	waitProbes(5)
+	if present() {
+		t.Fatal("rules in while every probe fails")
+	}
+	healthy.Store(true)
+	waitProbes(4)
+	if !present() {
+		t.Fatal("rules not in after good probes")
+	}
+	healthy.Store(false)
+	waitProbes(3)
+	if !present() {
+		t.Fatal("rules out after only a few bad probes")
+	}
+	waitProbes(12)
+	if present() {
+		t.Fatal("rules still in after 11+ bad probes")
+	}
+	healthy.Store(true)
+	waitProbes(4)
+	if !present() {
+		t.Fatal("rules not back after good probes")
+	}
+	cancel()
+	<-done
+	if present() {
+		t.Fatal("rules left after the controller stopped")
+	}
+}

@@ -1,0 +1,228 @@
+package firewall
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
+)
+
+// Names the original monitor uses; other tooling may look for them.
+const (
+	TableName      = "ocp_nat"
+	PreroutingName = "ocp_prerouting"
+	OutputName     = "ocp_output"
+	Comment        = "OCP_API_LB_REDIRECT"
+)
+
+// Redirect owns the ocp_nat tables.
+type Redirect struct {
+	VIPs    []netip.Addr
+	APIPort uint16
+	LBPort  uint16
+	// NetNSFd, when non-zero, is a network namespace to program instead of
+	// the current one (tests).
+	NetNSFd int
+
+	mu sync.Mutex
+}
+
+func (r *Redirect) conn() (*nftables.Conn, error) {
+	if r.NetNSFd != 0 {
+		return nftables.New(nftables.WithNetNSFd(r.NetNSFd))
+	}
+	return nftables.New()
+}
+
+// Ensure makes the rules exactly one per VIP in both chains of its family's
+// table: missing ones are added, duplicates, rules for other VIPs or ports
+// and foreign-shaped rules with our comment are deleted. It is idempotent.
+func (r *Redirect) Ensure() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := r.conn()
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	for _, fam := range []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6} {
+		vips := r.vipsOf(fam)
+		if len(vips) == 0 {
+			continue
+		}
+		table := c.AddTable(&nftables.Table{Family: fam, Name: TableName})
+		for _, ch := range chains(table) {
+			c.AddChain(ch)
+		}
+		if err := c.Flush(); err != nil {
+			return fmt.Errorf("nftables: creating table %s: %w", TableName, err)
+		}
+		for _, ch := range chains(table) {
+			if err := r.reconcileChain(c, table, ch, vips); err != nil {
+				return err
+			}
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("nftables: writing redirect rules: %w", err)
+	}
+	return nil
+}
+
+func (r *Redirect) reconcileChain(c *nftables.Conn, table *nftables.Table, ch *nftables.Chain, vips []netip.Addr) error {
+	rules, err := c.GetRules(table, ch)
+	if err != nil {
+		return fmt.Errorf("nftables: listing %s: %w", ch.Name, err)
+	}
+	have := map[netip.Addr]bool{}
+	for _, rule := range rules {
+		if comment, _ := userdata.GetString(rule.UserData, userdata.TypeComment); comment != Comment {
+			continue // not ours
+		}
+		vip, api, lb, ok := describe(rule)
+		if !ok || have[vip] || api != r.APIPort || lb != r.LBPort || !contains(vips, vip) {
+			if err := c.DelRule(rule); err != nil {
+				return fmt.Errorf("nftables: deleting stale rule in %s: %w", ch.Name, err)
+			}
+			continue
+		}
+		have[vip] = true
+	}
+	for _, vip := range vips {
+		if !have[vip] {
+			c.AddRule(&nftables.Rule{Table: table, Chain: ch, Exprs: ruleExprs(vip, r.APIPort, r.LBPort),
+				UserData: userdata.AppendString(nil, userdata.TypeComment, Comment)})
+		}
+	}
+	return nil
+}
+
+// Remove deletes the ocp_nat tables; a missing table is not an error.
+func (r *Redirect) Remove() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := r.conn()
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	var errs []error
+	for _, fam := range []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6} {
+		tables, err := c.ListTablesOfFamily(fam)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, t := range tables {
+			if t.Name == TableName {
+				c.DelTable(t)
+			}
+		}
+	}
+	if err := c.Flush(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("nftables: removing %s: %w", TableName, err)
+	}
+	return nil
+}
+
+// Rules returns, per chain name, the VIPs our rules redirect (for tests and
+// diagnostics).
+func (r *Redirect) Rules() (map[string][]netip.Addr, error) {
+	c, err := r.conn()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]netip.Addr{}
+	for _, fam := range []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6} {
+		table := &nftables.Table{Family: fam, Name: TableName}
+		for _, ch := range chains(table) {
+			rules, err := c.GetRules(table, ch)
+			if err != nil {
+				continue // no such table or chain
+			}
+			for _, rule := range rules {
+				if vip, _, _, ok := describe(rule); ok {
+					out[ch.Name] = append(out[ch.Name], vip)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+func (r *Redirect) vipsOf(fam nftables.TableFamily) []netip.Addr {
+	var out []netip.Addr
+	for _, v := range r.VIPs {
+		if v.Is4() == (fam == nftables.TableFamilyIPv4) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func chains(t *nftables.Table) []*nftables.Chain {
+	return []*nftables.Chain{
+		{Name: PreroutingName, Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest},
+		// Locally generated traffic (the node's own clients) to the VIP.
+		{Name: OutputName, Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest},
+	}
+}
+
+// ruleExprs is "<ip|ip6> daddr VIP tcp dport API redirect to :LB".
+func ruleExprs(vip netip.Addr, apiPort, lbPort uint16) []expr.Any {
+	offset, length := uint32(16), uint32(4) // IPv4 destination address
+	if vip.Is6() {
+		offset, length = 24, 16
+	}
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: length},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: vip.AsSlice()},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: be16(apiPort)},
+		&expr.Immediate{Register: 1, Data: be16(lbPort)},
+		&expr.Redir{RegisterProtoMin: 1},
+	}
+}
+
+// describe reads back a rule built by ruleExprs.
+func describe(rule *nftables.Rule) (vip netip.Addr, apiPort, lbPort uint16, ok bool) {
+	var cmps [][]byte
+	var imm []byte
+	redir := false
+	for _, e := range rule.Exprs {
+		switch x := e.(type) {
+		case *expr.Cmp:
+			cmps = append(cmps, x.Data)
+		case *expr.Immediate:
+			imm = x.Data
+		case *expr.Redir:
+			redir = true
+		}
+	}
+	if len(cmps) != 3 || len(imm) != 2 || !redir || !bytes.Equal(cmps[1], []byte{unix.IPPROTO_TCP}) || len(cmps[2]) != 2 {
+		return netip.Addr{}, 0, 0, false
+	}
+	vip, ok = netip.AddrFromSlice(cmps[0])
+	return vip, binary.BigEndian.Uint16(cmps[2]), binary.BigEndian.Uint16(imm), ok
+}
+
+func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
+
+func contains(list []netip.Addr, a netip.Addr) bool {
+	for _, x := range list {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,69 @@
+package keepalived
+
+import (
+	"bytes"
+	"flag"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+const tmpl = "../../templates/keepalived.conf.tmpl"
+
+func good() Config {
+	return Config{Interface: "eth0", VirtualRouterID: 51, Priority: 100, AuthPass: "hapm1234",
+		HealthURL: "http://127.0.0.1:50936/haproxy_ready",
+		VIPs:      []netip.Addr{netip.MustParseAddr("198.18.0.100"), netip.MustParseAddr("fd00::100")}}
+}
+
+func TestRenderGoldenAndKeepalivedAccepts(t *testing.T) {
+	got, err := Render(tmpl, good())
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := "testdata/dual-stack.conf"
+	if *update {
+		_ = os.WriteFile(golden, got, 0o644)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./pkg/keepalived -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("rendered differently from %s:\n%s", golden, got)
+	}
+	bin, err := exec.LookPath("keepalived")
+	if err != nil {
+		if os.Getenv("HAPM_REQUIRE_TOOLS") != "" {
+			t.Fatal("keepalived not installed")
+		}
+		t.Skip("keepalived not installed")
+	}
+	f := filepath.Join(t.TempDir(), "keepalived.conf")
+	_ = os.WriteFile(f, got, 0o644)
+	if out, err := exec.Command(bin, "--config-test", "-f", f).CombinedOutput(); err != nil {
+		t.Fatalf("keepalived --config-test: %v\n%s", err, out)
+	}
+}
+
+func TestValidateRefuses(t *testing.T) {
+	cases := map[string]func(*Config){
+		"interface injection": func(c *Config) { c.Interface = "eth0\n}" },
+		"router id":           func(c *Config) { c.VirtualRouterID = 255 },
+		"priority":            func(c *Config) { c.Priority = 0 },
+		"long pass":           func(c *Config) { c.AuthPass = "123456789" },
+		"url with quote":      func(c *Config) { c.HealthURL = `http://x/" ; rm -rf /` },
+		"no vip":              func(c *Config) { c.VIPs = nil },
+	}
+	for name, mutate := range cases {
+		c := good()
+		mutate(&c)
+		if _, err := Render(tmpl, c); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
