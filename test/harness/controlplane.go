@@ -55,8 +55,15 @@ type ControlPlaneOptions struct {
 	// EtcdAddress is where etcd listens; default 127.0.0.1.
 	EtcdAddress string
 	// Wrap, if set, turns an apiserver's argv into the command to run (for
-	// example to run it inside a network namespace).
-	Wrap func(apiserverName string, argv []string) []string
+	// example to run it inside a network namespace); EtcdWrap likewise.
+	Wrap     func(apiserverName string, argv []string) []string
+	EtcdWrap func(argv []string) []string
+	// BindAll makes each apiserver listen on every address (as on a real
+	// master, where localhost:6443 and the VIP reach it too) while it still
+	// advertises its own.
+	BindAll bool
+	// ExtraSANs are added to every apiserver's serving certificate (the VIP).
+	ExtraSANs []net.IP
 	Logf func(format string, args ...any)
 }
 
@@ -89,7 +96,7 @@ func StartControlPlane(ctx context.Context, dir string, opts ControlPlaneOptions
 			cp.Stop()
 		}
 	}()
-	if err := cp.startEtcd(bin, opts.EtcdAddress); err != nil {
+	if err := cp.startEtcd(bin, opts.EtcdAddress, opts.EtcdWrap); err != nil {
 		return nil, err
 	}
 	port := opts.APIPort
@@ -106,7 +113,7 @@ func StartControlPlane(ctx context.Context, dir string, opts ControlPlaneOptions
 		return nil, err
 	}
 	for i, addr := range opts.APIServers {
-		s, err := cp.newAPIServer(bin, fmt.Sprintf("apiserver-%d", i), addr, port, saPub, saKey, opts.Wrap)
+		s, err := cp.newAPIServer(bin, fmt.Sprintf("apiserver-%d", i), addr, port, saPub, saKey, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -120,27 +127,34 @@ func StartControlPlane(ctx context.Context, dir string, opts ControlPlaneOptions
 	return cp, nil
 }
 
-func (cp *ControlPlane) startEtcd(bin, addr string) error {
-	client, err := FreePort(addr)
-	if err != nil {
-		return err
-	}
-	peer, err := FreePort(addr)
-	if err != nil {
-		return err
+func (cp *ControlPlane) startEtcd(bin, addr string, wrap func([]string) []string) error {
+	// In a namespace of its own (wrap) etcd has its ports to itself.
+	client, peer := 2379, 2380
+	if wrap == nil {
+		var err error
+		if client, err = FreePort(addr); err != nil {
+			return err
+		}
+		if peer, err = FreePort(addr); err != nil {
+			return err
+		}
 	}
 	host := net.JoinHostPort(addr, "")
 	host = strings.TrimSuffix(host, ":")
 	cURL := "http://" + host + ":" + strconv.Itoa(client)
 	pURL := "http://" + host + ":" + strconv.Itoa(peer)
 	cp.EtcdURL = cURL
-	cp.etcd, err = StartProcess("etcd", filepath.Join(cp.Dir, "etcd.log"), nil,
-		filepath.Join(bin, "etcd"),
+	argv := []string{filepath.Join(bin, "etcd"),
 		"--name", "default", "--data-dir", filepath.Join(cp.Dir, "etcd-data"),
 		"--listen-client-urls", cURL, "--advertise-client-urls", cURL,
 		"--listen-peer-urls", pURL, "--initial-advertise-peer-urls", pURL,
 		"--initial-cluster", "default="+pURL,
-		"--unsafe-no-fsync", "--log-level", "warn")
+		"--unsafe-no-fsync", "--log-level", "warn"}
+	if wrap != nil {
+		argv = wrap(argv)
+	}
+	var err error
+	cp.etcd, err = StartProcess("etcd", filepath.Join(cp.Dir, "etcd.log"), nil, argv...)
 	if err != nil {
 		return err
 	}
@@ -163,14 +177,14 @@ func (cp *ControlPlane) writeAuth() error {
 	return os.WriteFile(filepath.Join(cp.Dir, "tokens.csv"), []byte(tokens), 0o600)
 }
 
-func (cp *ControlPlane) newAPIServer(bin, name, addr string, port int, saPub, saKey string, wrap func(string, []string) []string) (*APIServer, error) {
+func (cp *ControlPlane) newAPIServer(bin, name, addr string, port int, saPub, saKey string, opts ControlPlaneOptions) (*APIServer, error) {
 	dir := filepath.Join(cp.Dir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	ip := net.ParseIP(addr)
 	certPEM, keyPEM, err := cp.CA.Serving(name, []string{"localhost", "kubernetes", "kubernetes.default.svc"},
-		[]net.IP{ip, net.ParseIP("127.0.0.1"), net.ParseIP("::1")})
+		append([]net.IP{ip, net.ParseIP("127.0.0.1"), net.ParseIP("::1")}, opts.ExtraSANs...))
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +198,7 @@ func (cp *ControlPlane) newAPIServer(bin, name, addr string, port int, saPub, sa
 	args := []string{
 		filepath.Join(bin, "kube-apiserver"),
 		"--etcd-servers", cp.EtcdURL,
-		"--bind-address", addr, "--secure-port", strconv.Itoa(port),
+		"--bind-address", bindAddress(addr, opts.BindAll), "--secure-port", strconv.Itoa(port),
 		"--advertise-address", addr,
 		"--tls-cert-file", certFile, "--tls-private-key-file", keyFile,
 		"--cert-dir", filepath.Join(dir, "certs"),
@@ -201,8 +215,8 @@ func (cp *ControlPlane) newAPIServer(bin, name, addr string, port int, saPub, sa
 		// Endpoints unless it does not reconcile them at all.
 		args = append(args, "--endpoint-reconciler-type", "none")
 	}
-	if wrap != nil {
-		args = wrap(name, args)
+	if opts.Wrap != nil {
+		args = opts.Wrap(name, args)
 	}
 	return &APIServer{Name: name, Address: addr, Port: port, dir: dir, args: args,
 		URL: "https://" + net.JoinHostPort(addr, strconv.Itoa(port))}, nil
@@ -324,4 +338,14 @@ func (cp *ControlPlane) Client() (kubernetes.Interface, error) {
 		return nil, err
 	}
 	return kubernetes.NewForConfig(cfg)
+}
+
+func bindAddress(addr string, all bool) string {
+	switch {
+	case !all:
+		return addr
+	case strings.Contains(addr, ":"):
+		return "::"
+	}
+	return "0.0.0.0"
 }

@@ -33,6 +33,9 @@ type HAProxy struct {
 	LBPort       int
 	StatPort     int
 	HealthPort   int
+	// Prefix runs the reloader under another command, such as
+	// "ip netns exec <ns>" in the lab.
+	Prefix []string
 
 	proc *Process
 }
@@ -40,6 +43,20 @@ type HAProxy struct {
 // PrepareHAProxy lays out directories and the instance's template. Nothing
 // runs yet; the monitor may start first.
 func PrepareHAProxy(dir string) (*HAProxy, error) {
+	var ports [3]int
+	for i := range ports {
+		p, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
+	}
+	return PrepareHAProxyPorts(dir, ports[0], ports[1], ports[2])
+}
+
+// PrepareHAProxyPorts is PrepareHAProxy with the lb, stats and health ports
+// given (the lab uses the production ones inside its namespaces).
+func PrepareHAProxyPorts(dir string, lbPort, statPort, healthPort int) (*HAProxy, error) {
 	h := &HAProxy{Dir: dir, RunDir: filepath.Join(dir, "run"), SockDir: filepath.Join(dir, "sock"), CfgPath: filepath.Join(dir, "etc", "haproxy.cfg")}
 	for _, d := range []string{h.RunDir, h.SockDir, filepath.Dir(h.CfgPath)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -49,12 +66,7 @@ func PrepareHAProxy(dir string) (*HAProxy, error) {
 	h.MasterSock = filepath.Join(h.SockDir, "haproxy-master.sock")
 	h.StatsSock = filepath.Join(h.RunDir, "haproxy.sock")
 	h.UserSock = filepath.Join(h.SockDir, "haproxy-stats.sock")
-	var err error
-	for _, p := range []*int{&h.LBPort, &h.StatPort, &h.HealthPort} {
-		if *p, err = FreePort(); err != nil {
-			return nil, err
-		}
-	}
+	h.LBPort, h.StatPort, h.HealthPort = lbPort, statPort, healthPort
 	root, err := RepoRoot()
 	if err != nil {
 		return nil, err
@@ -134,8 +146,8 @@ func (h *HAProxy) Start() error {
 	}
 	bin, _ := exec.LookPath("haproxy")
 	env = append(env, "HAPROXY_BIN="+bin, "HAPROXY_CFG="+h.CfgPath, "HAPROXY_RUN_DIR="+h.RunDir, "HAPROXY_SOCK_DIR="+h.SockDir)
-	h.proc, err = StartProcess("haproxy-reloader", filepath.Join(h.Dir, "reloader.log"), env,
-		"unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGKILL", "bash", "-c", script)
+	argv := append(append([]string{}, h.Prefix...), "unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGKILL", "bash", "-c", script)
+	h.proc, err = StartProcess("haproxy-reloader", filepath.Join(h.Dir, "reloader.log"), env, argv...)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,337 @@
+// Package e2e runs the whole HA control plane in network namespaces: one etcd,
+// three masters each with its own kube-apiserver, haproxy driven by the
+// static pod's reloader, the monitor (with its nftables redirect) and
+// keepalived holding the VIP, plus a client host sending load to VIP:6443.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/keepalived"
+	"github.com/haproxy-monitor/haproxy-monitor/test/harness"
+)
+
+const (
+	vip     = "198.18.0.100"
+	apiPort = 6443
+)
+
+var masters = []string{"m0", "m1", "m2"}
+
+func masterIP(i int) string { return fmt.Sprintf("198.18.0.%d", 10+i) }
+
+type master struct {
+	name  string
+	hap   *harness.HAProxy
+	mon   *harness.Process
+	keep  *harness.Process
+	margs harness.MonitorArgs
+}
+
+type lab struct {
+	dir     string
+	net     *harness.Lab
+	cp      *harness.ControlPlane
+	client  kubernetes.Interface
+	masters []*master
+	loadgen string
+	caFile  string
+	results []string // one line per scenario, for the report
+}
+
+var L *lab
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	if err := harness.Require("etcd", "kube-apiserver", "haproxy", "socat", "keepalived", "curl", "nft", "ip", "unshare"); err != nil || os.Geteuid() != 0 {
+		if os.Getenv("HAPM_REQUIRE_TOOLS") != "" {
+			fmt.Fprintln(os.Stderr, "e2e: needs root and:", err)
+			return 1
+		}
+		fmt.Println("e2e: skipped:", err)
+		return 0
+	}
+	l, err := setup()
+	if l != nil {
+		defer l.teardown()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: lab setup:", err)
+		return 1
+	}
+	L = l
+	code := m.Run()
+	l.report()
+	return code
+}
+
+func setup() (*lab, error) {
+	dir, err := os.MkdirTemp("", "hapm-lab")
+	if err != nil {
+		return nil, err
+	}
+	l := &lab{dir: dir}
+	prefix := fmt.Sprintf("hl%d", os.Getpid()%10000)
+	if l.net, err = harness.NewLab(prefix, "198.18.0.2/24"); err != nil {
+		return l, err
+	}
+	if err := l.net.AddHost("etcd", "198.18.0.5/24"); err != nil {
+		return l, err
+	}
+	if err := l.net.AddHost("c", "198.18.0.50/24"); err != nil {
+		return l, err
+	}
+	var addrs []string
+	for i, m := range masters {
+		if err := l.net.AddHost(m, masterIP(i)+"/24"); err != nil {
+			return l, err
+		}
+		addrs = append(addrs, masterIP(i))
+	}
+	if l.loadgen, err = buildTool(dir, "./test/e2e/loadgen", "loadgen"); err != nil {
+		return l, err
+	}
+	monitorBin, err := harness.MonitorBinary(dir)
+	if err != nil {
+		return l, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	l.cp, err = harness.StartControlPlane(ctx, filepath.Join(dir, "cp"), harness.ControlPlaneOptions{
+		APIServers: addrs, APIPort: apiPort, EtcdAddress: "198.18.0.5", BindAll: true,
+		ExtraSANs: []net.IP{net.ParseIP(vip)},
+		EtcdWrap:  func(argv []string) []string { return l.net.Wrap("etcd", argv) },
+		Wrap: func(name string, argv []string) []string {
+			var i int
+			fmt.Sscanf(name, "apiserver-%d", &i)
+			return l.net.Wrap(masters[i], argv)
+		},
+		Logf: func(f string, a ...any) { fmt.Printf("lab: "+f+"\n", a...) },
+	})
+	if err != nil {
+		return l, err
+	}
+	if l.client, err = l.cp.Client(); err != nil {
+		return l, err
+	}
+	l.caFile = filepath.Join(dir, "ca.crt")
+	if err := os.WriteFile(l.caFile, l.cp.CA.CertPEM, 0o644); err != nil {
+		return l, err
+	}
+	for i, name := range masters {
+		n := harness.NodeObject(name, harness.MasterLabel, masterIP(i))
+		if err := harness.CreateNode(ctx, l.client, n); err != nil {
+			return l, err
+		}
+	}
+	for i, name := range masters {
+		m, err := l.startMaster(i, name, monitorBin)
+		if err != nil {
+			return l, err
+		}
+		l.masters = append(l.masters, m)
+	}
+	// Converged: every haproxy serves the three apiservers and the master
+	// with the highest VRRP priority (m2) holds the VIP; before that the VIP
+	// may still move as masters become healthy and preempt.
+	ok := harness.Poll(90*time.Second, 100*time.Millisecond, func() bool {
+		for _, m := range l.masters {
+			if !m.hap.ServersUp(masters...) {
+				return false
+			}
+		}
+		return l.holder() == masters[len(masters)-1]
+	})
+	if !ok {
+		return l, fmt.Errorf("lab did not converge: holder %q\n%s", l.holder(), l.diagnose())
+	}
+	fmt.Printf("lab: converged, VIP on %s\n", l.holder())
+	return l, nil
+}
+
+func (l *lab) startMaster(i int, name, monitorBin string) (*master, error) {
+	dir := filepath.Join(l.dir, name)
+	hap, err := harness.PrepareHAProxyPorts(dir, 9445, 29445, 50936)
+	if err != nil {
+		return nil, err
+	}
+	hap.Prefix = l.net.Exec(name)
+	if err := hap.Start(); err != nil {
+		return nil, err
+	}
+	m := &master{name: name, hap: hap}
+	// The kubelet's kubeconfig names the VIP, as api-int does: the monitor
+	// must get to the API without the load balancer it configures.
+	kc := filepath.Join(dir, "kubeconfig")
+	if err := l.cp.WriteKubeconfig(kc, "https://"+vip+":6443"); err != nil {
+		return nil, err
+	}
+	m.margs = harness.MonitorArgs{Kubeconfig: kc, HAProxy: hap, APIPort: apiPort, VIPs: vip,
+		Extra: []string{"--api-redirect=true", "--check-interval", "1s", "--lb-port", "9445", "--stat-port", "29445"}}
+	if err := l.startMonitor(m, monitorBin); err != nil {
+		return nil, err
+	}
+	conf, err := keepalived.Render(filepath.Join(repoRoot(), "templates", "keepalived.conf.tmpl"), keepalived.Config{
+		Interface: "eth0", VirtualRouterID: 51, Priority: 100 + i, AuthPass: "hapmlab",
+		HealthURL: "http://127.0.0.1:50936/haproxy_ready", VIPs: []netip.Addr{netip.MustParseAddr(vip)},
+	})
+	if err != nil {
+		return nil, err
+	}
+	confPath := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(confPath, conf, 0o644); err != nil {
+		return nil, err
+	}
+	m.keep, err = harness.StartProcess("keepalived", filepath.Join(dir, "keepalived.log"), nil, l.net.Wrap(name, []string{
+		"keepalived", "--dont-fork", "--log-console", "--vrrp", "--use-file=" + confPath,
+		"--pid=" + filepath.Join(dir, "keepalived.pid"), "--vrrp_pid=" + filepath.Join(dir, "vrrp.pid"),
+	})...)
+	return m, err
+}
+
+func (l *lab) startMonitor(m *master, bin string) error {
+	p, err := harness.StartProcess("monitor", filepath.Join(l.dir, m.name, "monitor.log"), nil,
+		l.net.Wrap(m.name, append([]string{bin}, m.margs.Argv()...))...)
+	m.mon = p
+	return err
+}
+
+// holder is the master that has the VIP, or "".
+func (l *lab) holder() string {
+	for _, m := range masters {
+		if l.net.HasAddr(m, vip) {
+			return m
+		}
+	}
+	return ""
+}
+
+func (l *lab) master(name string) *master {
+	for _, m := range l.masters {
+		if m.name == name {
+			return m
+		}
+	}
+	return nil
+}
+
+// load is a running loadgen in the client namespace.
+type load struct {
+	proc *harness.Process
+	out  string
+}
+
+type loadResult struct {
+	Sent            int64    `json:"sent"`
+	Failed          int64    `json:"failed"`
+	LongestOutageMS float64  `json:"longest_outage_ms"`
+	Errors          []string `json:"errors"`
+}
+
+func (l *lab) startLoad(t *testing.T, name string) *load {
+	t.Helper()
+	out := filepath.Join(l.dir, "load-"+name+".json")
+	p, err := harness.StartProcess("loadgen", out, nil, l.net.Wrap("c", []string{
+		l.loadgen, "-url", "https://" + vip + ":6443/readyz", "-ca", l.caFile, "-duration", "5m", "-workers", "4",
+	})...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &load{proc: p, out: out}
+}
+
+func (ld *load) stop(t *testing.T) loadResult {
+	t.Helper()
+	_ = ld.proc.Signal(syscall.SIGTERM)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = ld.proc.Wait(ctx)
+	var r loadResult
+	log := ld.proc.Log()
+	if i := strings.LastIndex(log, "{"); i < 0 || json.Unmarshal([]byte(log[i:]), &r) != nil {
+		t.Fatalf("loadgen output: %q", log)
+	}
+	return r
+}
+
+func (l *lab) record(t *testing.T, scenario string, r loadResult, note string) {
+	line := fmt.Sprintf("| %s | %d | %d | %.0f ms | %s |", scenario, r.Sent, r.Failed, r.LongestOutageMS, note)
+	l.results = append(l.results, line)
+	t.Logf("%s: %d requests, %d failed, longest outage %.0f ms %s %v", scenario, r.Sent, r.Failed, r.LongestOutageMS, note, r.Errors)
+}
+
+func (l *lab) report() {
+	text := "| scenario | requests | failed | longest outage | notes |\n|---|---|---|---|---|\n" + strings.Join(l.results, "\n") + "\n"
+	fmt.Print("\nlab results:\n" + text)
+	if path := os.Getenv("LAB_RESULTS"); path != "" {
+		_ = os.WriteFile(path, []byte(text), 0o644)
+	}
+}
+
+func (l *lab) diagnose() string {
+	var b strings.Builder
+	for _, m := range l.masters {
+		s, err := m.hap.Servers()
+		fmt.Fprintf(&b, "%s: servers %v %v\n  monitor: %s\n  keepalived: %s\n", m.name, s, err,
+			tail(m.mon.Log(), 6), tail(m.keep.Log(), 4))
+	}
+	return b.String()
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n    ")
+}
+
+func (l *lab) teardown() {
+	for _, m := range l.masters {
+		if m.keep != nil {
+			m.keep.Stop(5 * time.Second)
+		}
+		if m.mon != nil {
+			m.mon.Stop(5 * time.Second)
+		}
+		m.hap.Stop()
+	}
+	if l.cp != nil {
+		l.cp.Stop()
+	}
+	if l.net != nil {
+		l.net.Close()
+	}
+	if os.Getenv("LAB_KEEP") == "" {
+		os.RemoveAll(l.dir)
+	}
+}
+
+func buildTool(dir, pkg, name string) (string, error) {
+	out := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = repoRoot()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building %s: %v\n%s", pkg, err, b)
+	}
+	return out, nil
+}
+
+func repoRoot() string {
+	r, _ := harness.RepoRoot()
+	return r
+}
