@@ -64,7 +64,7 @@ type ControlPlaneOptions struct {
 	BindAll bool
 	// ExtraSANs are added to every apiserver's serving certificate (the VIP).
 	ExtraSANs []net.IP
-	Logf func(format string, args ...any)
+	Logf      func(format string, args ...any)
 }
 
 // StartControlPlane starts etcd and the apiservers and waits until each
@@ -148,7 +148,7 @@ func (cp *ControlPlane) startEtcd(bin, addr string, wrap func([]string) []string
 		"--name", "default", "--data-dir", filepath.Join(cp.Dir, "etcd-data"),
 		"--listen-client-urls", cURL, "--advertise-client-urls", cURL,
 		"--listen-peer-urls", pURL, "--initial-advertise-peer-urls", pURL,
-		"--initial-cluster", "default="+pURL,
+		"--initial-cluster", "default=" + pURL,
 		"--unsafe-no-fsync", "--log-level", "warn"}
 	if wrap != nil {
 		argv = wrap(argv)
