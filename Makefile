@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN_DIR ?= bin
 
-.PHONY: help build test unit fuzz lint demo bench deps test-binaries clean
+.PHONY: help build test unit fuzz lint demo bench e2e deps test-binaries clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -17,7 +17,7 @@ deps: ## install haproxy, socat, keepalived, nftables, wrk from Debian when miss
 test-binaries: ## build the pinned kube-apiserver and etcd into .cache/bin
 	hack/build-test-binaries.sh
 
-test: ## everything CI runs: deps, lint, unit + integration tests (race), short fuzzing
+test: ## everything CI runs: deps, lint, unit + integration tests (race), short fuzzing, the e2e lab
 	hack/test.sh
 
 unit: ## unit tests only, no installs
@@ -31,6 +31,9 @@ lint: ## gofmt, go vet, staticcheck
 
 demo: ## run the monitor against a local etcd + kube-apiserver + haproxy and show it follow changes
 	hack/demo.sh
+
+e2e: ## the HA lab in network namespaces (root); writes LAB.md
+	hack/e2e.sh
 
 bench: ## benchmarks against the original's algorithm (~15 min); writes BENCHMARKS.md and bench/latest.txt
 	hack/bench.sh

@@ -1,9 +1,16 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/haproxy-monitor/haproxy-monitor/test/harness"
 )
 
 // 1. Steady state: requests to VIP:6443 from the client go through the VIP
@@ -42,4 +49,182 @@ func frontendSessions(t *testing.T) int64 {
 		sum += statField(out, "main", "FRONTEND", "stot")
 	}
 	return sum
+}
+
+// waitHolder waits for the VIP to settle on want ("" = any master).
+func waitHolder(t *testing.T, want string, timeout time.Duration) string {
+	t.Helper()
+	var got string
+	if !harness.Poll(timeout, 50*time.Millisecond, func() bool {
+		got = L.holder()
+		return got != "" && (want == "" || got == want)
+	}) {
+		t.Fatalf("VIP holder %q, want %q\n%s", got, want, L.diagnose())
+	}
+	return got
+}
+
+// waitServing waits until every running master's haproxy serves names.
+func waitServing(t *testing.T, timeout time.Duration, names ...string) {
+	t.Helper()
+	if !harness.Poll(timeout, 20*time.Millisecond, func() bool {
+		for _, m := range L.masters {
+			if m.hap.Running() && !m.hap.ServersUp(names...) {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("not every haproxy serves %v\n%s", names, L.diagnose())
+	}
+}
+
+// afterwards checks that traffic is clean once a scenario has settled.
+func afterwards(t *testing.T, name string) {
+	t.Helper()
+	ld := L.startLoad(t, name+"-after")
+	time.Sleep(5 * time.Second) // the length of the check
+	if r := ld.stop(t); r.Failed != 0 || r.Sent < 50 {
+		t.Fatalf("after %s settled: %d requests, %d failed: %v", name, r.Sent, r.Failed, r.Errors)
+	}
+}
+
+// 2. 100 monitor-driven reloads (a master's label toggled) under load: not
+// one request fails.
+func TestReloadsUnderLoad(t *testing.T) {
+	ctx := context.Background()
+	holder := L.master(L.holder())
+	reloads := holder.hap.ReloadsReceived()
+	ld := L.startLoad(t, "reloads")
+	for i := 0; i < 100; i++ {
+		want := masters
+		err := harness.UpdateNode(ctx, L.client, "m0", func(n *corev1.Node) {
+			if i%2 == 0 {
+				delete(n.Labels, harness.MasterLabel)
+			} else {
+				n.Labels[harness.MasterLabel] = ""
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			want = masters[1:]
+		}
+		if !harness.Poll(20*time.Second, 5*time.Millisecond, func() bool { return holder.hap.ServersUp(want...) }) {
+			t.Fatalf("change %d not served by the VIP holder", i)
+		}
+	}
+	r := ld.stop(t)
+	n := holder.hap.ReloadsReceived() - reloads
+	L.record(t, "2. 100 reloads under load", r, fmt.Sprintf("%d reloads of haproxy on the VIP holder", n))
+	if r.Failed != 0 || n < 100 {
+		t.Fatalf("%d failed requests over %d reloads (want 0 failed, 100 reloads): %v", r.Failed, n, r.Errors)
+	}
+	waitServing(t, 20*time.Second, masters...)
+}
+
+// 3. One kube-apiserver dies: requests fail only until haproxy's checks mark
+// it down (inter 1s fall 2), then none do.
+func TestKillAPIServer(t *testing.T) {
+	api := L.cp.APIServers[0] // m0's; the VIP is on m2
+	ld := L.startLoad(t, "kill-apiserver")
+	start := time.Now()
+	L.cp.KillAPIServer(api)
+	t.Cleanup(func() { _ = L.cp.StartAPIServer(context.Background(), api) })
+	holder := L.master(L.holder())
+	if !harness.Poll(20*time.Second, 20*time.Millisecond, func() bool {
+		s, err := holder.hap.Servers()
+		return err == nil && !s["m0"].Up
+	}) {
+		t.Fatal("haproxy never marked the dead apiserver down")
+	}
+	detect := time.Since(start)
+	r := ld.stop(t)
+	L.record(t, "3. kill one kube-apiserver", r, fmt.Sprintf("haproxy marked it DOWN after %v", detect.Round(100*time.Millisecond)))
+	afterwards(t, "kill-apiserver")
+	if err := L.cp.StartAPIServer(context.Background(), api); err != nil {
+		t.Fatal(err)
+	}
+	waitServing(t, 30*time.Second, masters...)
+}
+
+// 4. haproxy dies on the VIP holder: keepalived's track script fails, the VIP
+// moves, the client recovers.
+func TestKillHAProxyOnHolder(t *testing.T) {
+	old := L.master(L.holder())
+	ld := L.startLoad(t, "kill-haproxy")
+	start := time.Now()
+	old.hap.Stop() // the reloader's PID namespace: haproxy and socat with it
+	next := ""
+	if !harness.Poll(30*time.Second, 20*time.Millisecond, func() bool {
+		next = L.holder()
+		return next != "" && next != old.name
+	}) {
+		t.Fatalf("VIP did not move off %s\n%s", old.name, L.diagnose())
+	}
+	moved := time.Since(start)
+	time.Sleep(2 * time.Second) // let the client see the new holder before stopping the load
+	r := ld.stop(t)
+	L.record(t, "4. kill haproxy on the VIP holder", r, fmt.Sprintf("VIP %s → %s after %v", old.name, next, moved.Round(100*time.Millisecond)))
+	afterwards(t, "kill-haproxy")
+	// Restore: haproxy back on the old holder, which takes the VIP back.
+	if err := old.hap.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitServing(t, 30*time.Second, masters...)
+	waitHolder(t, masters[len(masters)-1], 30*time.Second)
+}
+
+// 5. The VIP holder's link is cut: another master takes the VIP.
+func TestCutHolderLink(t *testing.T) {
+	old := L.holder()
+	ld := L.startLoad(t, "cut-link")
+	start := time.Now()
+	if err := L.net.SetLink(old, false); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = L.net.SetLink(old, true) })
+	next := ""
+	if !harness.Poll(30*time.Second, 20*time.Millisecond, func() bool {
+		for _, m := range masters {
+			if m != old && L.net.HasAddr(m, vip) {
+				next = m
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("no other master took the VIP\n%s", L.diagnose())
+	}
+	moved := time.Since(start)
+	time.Sleep(3 * time.Second) // the client sees the new holder; haproxy marks the cut apiserver down
+	r := ld.stop(t)
+	L.record(t, "5. cut the VIP holder's link", r, fmt.Sprintf("VIP %s → %s after %v", old, next, moved.Round(100*time.Millisecond)))
+	if err := L.net.SetLink(old, true); err != nil {
+		t.Fatal(err)
+	}
+	waitHolder(t, masters[len(masters)-1], 30*time.Second)
+	waitServing(t, 30*time.Second, masters...)
+	afterwards(t, "cut-link")
+}
+
+// 6. A master Node is deleted and created again: every master's haproxy
+// follows both times.
+func TestDeleteAndReAddMasterNode(t *testing.T) {
+	ctx := context.Background()
+	ld := L.startLoad(t, "readd-node")
+	if err := L.client.CoreV1().Nodes().Delete(ctx, "m1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitServing(t, 20*time.Second, "m0", "m2")
+	if err := harness.CreateNode(ctx, L.client, harness.NodeObject("m1", harness.MasterLabel, masterIP(1))); err != nil {
+		t.Fatal(err)
+	}
+	waitServing(t, 20*time.Second, masters...)
+	r := ld.stop(t)
+	L.record(t, "6. delete and re-add a master Node", r, "every master's haproxy followed")
+	if r.Failed != 0 {
+		t.Fatalf("%d requests failed: %v", r.Failed, r.Errors)
+	}
 }
