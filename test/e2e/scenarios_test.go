@@ -129,6 +129,7 @@ func TestReloadsUnderLoad(t *testing.T) {
 func TestKillAPIServer(t *testing.T) {
 	api := L.cp.APIServers[0] // m0's; the VIP is on m2
 	ld := L.startLoad(t, "kill-apiserver")
+	time.Sleep(2 * time.Second) // load running before the failure
 	start := time.Now()
 	L.cp.KillAPIServer(api)
 	t.Cleanup(func() { _ = L.cp.StartAPIServer(context.Background(), api) })
@@ -154,6 +155,7 @@ func TestKillAPIServer(t *testing.T) {
 func TestKillHAProxyOnHolder(t *testing.T) {
 	old := L.master(L.holder())
 	ld := L.startLoad(t, "kill-haproxy")
+	time.Sleep(2 * time.Second) // load running before the failure
 	start := time.Now()
 	old.hap.Stop() // the reloader's PID namespace: haproxy and socat with it
 	next := ""
@@ -180,6 +182,7 @@ func TestKillHAProxyOnHolder(t *testing.T) {
 func TestCutHolderLink(t *testing.T) {
 	old := L.holder()
 	ld := L.startLoad(t, "cut-link")
+	time.Sleep(2 * time.Second) // load running before the failure
 	start := time.Now()
 	if err := L.net.SetLink(old, false); err != nil {
 		t.Fatal(err)
