@@ -125,6 +125,7 @@ func newMonitor(cfg Config, client discovery.Client, met *metrics.Metrics) (*Mon
 	}
 	met.WatchLastContact(m.source.LastContact)
 	m.verify = newVerifier(cfg.StatsSocket, cfg.VerifyTimeout, cfg.CheckInterval, m.metrics, m.state, cfg.Log)
+	m.verify.retry = m.notifier.Request
 	m.notifier.OnResult = m.reloadResult
 	if old, err := file.Read(); err == nil && len(old) > 0 {
 		m.metrics.SetConfigHash(sha(old))

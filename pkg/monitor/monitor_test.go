@@ -430,3 +430,45 @@ func TestHealthEndpoints(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// staleRuntimeAPI answers every "show servers state" with one server, m1, as
+// a haproxy that never loaded a newer configuration would.
+func staleRuntimeAPI(t *testing.T, path string) {
+	t.Helper()
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = bufio.NewReader(c).ReadString('\n')
+			_, _ = io.WriteString(c, "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port\n"+
+				"3 masters 1 m1 198.18.0.11 2 0 1 1 1 1 0 2 0 0 0 0 - 6443\n")
+			c.Close()
+		}
+	}()
+}
+
+// A delivered reload that haproxy does not act on is noticed through the
+// runtime API, reported by /readyz, and the reload is sent again.
+func TestMonitorReloadsAgainWhenHAProxyDoesNotServe(t *testing.T) {
+	sock := newSinkPath(t)
+	cfg := testConfig(t, sock)
+	cfg.StatsSocket = filepath.Join(filepath.Dir(sock), "stats.sock")
+	cfg.VerifyTimeout = 300 * time.Millisecond
+	staleRuntimeAPI(t, cfg.StatsSocket)
+	h := start(t, cfg, true, node("m1", discovery.MasterLabel, "198.18.0.11"))
+	h.waitReloads(1) // haproxy "serves" m1: confirmed, no retry
+	if _, err := h.client.CoreV1().Nodes().Create(context.Background(), node("m2", discovery.MasterLabel, "198.18.0.12"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a second reload after the unconfirmed one", func() bool { return h.sink.count() >= 3 })
+	if _, err := h.mon.state.ready(); err == nil || !strings.Contains(err.Error(), "did not pick up") {
+		t.Fatalf("ready = %v, want the unconfirmed reload reported", err)
+	}
+}

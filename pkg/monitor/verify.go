@@ -26,6 +26,10 @@ type verifier struct {
 	state    *state
 	log      logrus.FieldLogger
 
+	// retry asks for another reload when haproxy does not serve the
+	// configuration in time: the reloader may have dropped the request.
+	retry func()
+
 	mu       sync.Mutex
 	expected []lbconfig.Backend
 	sentAt   time.Time // zero when no delivered reload awaits confirmation
@@ -126,7 +130,10 @@ func (v *verifier) step(ctx context.Context) {
 		v.metrics.Verifications.WithLabelValues("timeout").Inc()
 		v.state.verified(errVerifyTimeout)
 		v.settle(sentAt)
-		v.log.WithFields(logrus.Fields{"socket": v.socket, "timeout": v.timeout}).WithError(err).Warn("haproxy does not serve the new configuration after the reload")
+		v.log.WithFields(logrus.Fields{"socket": v.socket, "timeout": v.timeout}).WithError(err).Warn("haproxy does not serve the new configuration after the reload; reloading again")
+		if v.retry != nil {
+			v.retry()
+		}
 	}
 }
 

@@ -24,14 +24,28 @@ import (
 	"github.com/haproxy-monitor/haproxy-monitor/test/harness"
 )
 
-const (
-	vip     = "198.18.0.100"
-	apiPort = 6443
-)
+const apiPort = 6443
 
 var masters = []string{"m0", "m1", "m2"}
 
-func masterIP(i int) string { return fmt.Sprintf("198.18.0.%d", 10+i) }
+// family is one addressing plan for the lab.
+type family struct {
+	name, vip, host, etcd, client, serviceCIDR string
+	bits                                       int
+	master                                     func(i int) string
+	nftFamily                                  string // "ip" or "ip6"
+}
+
+var (
+	ipv4 = family{name: "IPv4", vip: "198.18.0.100", host: "198.18.0.2", etcd: "198.18.0.5", client: "198.18.0.50",
+		serviceCIDR: "198.18.128.0/24", bits: 24, nftFamily: "ip",
+		master: func(i int) string { return fmt.Sprintf("198.18.0.%d", 10+i) }}
+	ipv6 = family{name: "IPv6", vip: "fd00:198:18::100", host: "fd00:198:18::2", etcd: "fd00:198:18::5", client: "fd00:198:18::50",
+		serviceCIDR: "fd00:198:18:1::/112", bits: 64, nftFamily: "ip6",
+		master: func(i int) string { return fmt.Sprintf("fd00:198:18::%d", 10+i) }}
+)
+
+func cidr(addr string, bits int) string { return fmt.Sprintf("%s/%d", addr, bits) }
 
 type master struct {
 	name  string
@@ -42,6 +56,8 @@ type master struct {
 }
 
 type lab struct {
+	fam     family
+	vip     string
 	dir     string
 	net     *harness.Lab
 	cp      *harness.ControlPlane
@@ -49,7 +65,6 @@ type lab struct {
 	masters []*master
 	loadgen string
 	caFile  string
-	results []string // one line per scenario, for the report
 }
 
 var L *lab
@@ -65,7 +80,7 @@ func run(m *testing.M) int {
 		fmt.Println("e2e: skipped:", err)
 		return 0
 	}
-	l, err := setup()
+	l, err := setup(ipv4, "a")
 	if l != nil {
 		defer l.teardown()
 	}
@@ -75,32 +90,35 @@ func run(m *testing.M) int {
 	}
 	L = l
 	code := m.Run()
-	l.report()
+	report(results)
 	return code
 }
 
-func setup() (*lab, error) {
+// results collects every lab's scenario lines for the report.
+var results []string
+
+func setup(fam family, tag string) (*lab, error) {
 	dir, err := os.MkdirTemp("", "hapm-lab")
 	if err != nil {
 		return nil, err
 	}
-	l := &lab{dir: dir}
-	prefix := fmt.Sprintf("hl%d", os.Getpid()%10000)
-	if l.net, err = harness.NewLab(prefix, "198.18.0.2/24"); err != nil {
+	l := &lab{fam: fam, vip: fam.vip, dir: dir}
+	prefix := fmt.Sprintf("h%s%d", tag, os.Getpid()%10000)
+	if l.net, err = harness.NewLab(prefix, cidr(fam.host, fam.bits)); err != nil {
 		return l, err
 	}
-	if err := l.net.AddHost("etcd", "198.18.0.5/24"); err != nil {
+	if err := l.net.AddHost("etcd", cidr(fam.etcd, fam.bits)); err != nil {
 		return l, err
 	}
-	if err := l.net.AddHost("c", "198.18.0.50/24"); err != nil {
+	if err := l.net.AddHost("c", cidr(fam.client, fam.bits)); err != nil {
 		return l, err
 	}
 	var addrs []string
 	for i, m := range masters {
-		if err := l.net.AddHost(m, masterIP(i)+"/24"); err != nil {
+		if err := l.net.AddHost(m, cidr(fam.master(i), fam.bits)); err != nil {
 			return l, err
 		}
-		addrs = append(addrs, masterIP(i))
+		addrs = append(addrs, fam.master(i))
 	}
 	if l.loadgen, err = buildTool(dir, "./test/e2e/loadgen", "loadgen"); err != nil {
 		return l, err
@@ -112,8 +130,8 @@ func setup() (*lab, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	l.cp, err = harness.StartControlPlane(ctx, filepath.Join(dir, "cp"), harness.ControlPlaneOptions{
-		APIServers: addrs, APIPort: apiPort, EtcdAddress: "198.18.0.5", BindAll: true,
-		ExtraSANs: []net.IP{net.ParseIP(vip)},
+		APIServers: addrs, APIPort: apiPort, EtcdAddress: fam.etcd, BindAll: true,
+		ExtraSANs: []net.IP{net.ParseIP(fam.vip)}, ServiceCIDR: fam.serviceCIDR,
 		EtcdWrap:  func(argv []string) []string { return l.net.Wrap("etcd", argv) },
 		Wrap: func(name string, argv []string) []string {
 			var i int
@@ -133,7 +151,7 @@ func setup() (*lab, error) {
 		return l, err
 	}
 	for i, name := range masters {
-		n := harness.NodeObject(name, harness.MasterLabel, masterIP(i))
+		n := harness.NodeObject(name, harness.MasterLabel, fam.master(i))
 		if err := harness.CreateNode(ctx, l.client, n); err != nil {
 			return l, err
 		}
@@ -159,7 +177,7 @@ func setup() (*lab, error) {
 	if !ok {
 		return l, fmt.Errorf("lab did not converge: holder %q\n%s", l.holder(), l.diagnose())
 	}
-	fmt.Printf("lab: converged, VIP on %s\n", l.holder())
+	fmt.Printf("lab: %s converged, VIP on %s\n", fam.name, l.holder())
 	return l, nil
 }
 
@@ -177,17 +195,17 @@ func (l *lab) startMaster(i int, name, monitorBin string) (*master, error) {
 	// The kubelet's kubeconfig names the VIP, as api-int does: the monitor
 	// must get to the API without the load balancer it configures.
 	kc := filepath.Join(dir, "kubeconfig")
-	if err := l.cp.WriteKubeconfig(kc, "https://"+vip+":6443"); err != nil {
+	if err := l.cp.WriteKubeconfig(kc, "https://"+net.JoinHostPort(l.vip, "6443")); err != nil {
 		return nil, err
 	}
-	m.margs = harness.MonitorArgs{Kubeconfig: kc, HAProxy: hap, APIPort: apiPort, VIPs: vip,
+	m.margs = harness.MonitorArgs{Kubeconfig: kc, HAProxy: hap, APIPort: apiPort, VIPs: l.vip,
 		Extra: []string{"--api-redirect=true", "--check-interval", "1s", "--lb-port", "9445", "--stat-port", "29445"}}
 	if err := l.startMonitor(m, monitorBin); err != nil {
 		return nil, err
 	}
 	conf, err := keepalived.Render(filepath.Join(repoRoot(), "templates", "keepalived.conf.tmpl"), keepalived.Config{
 		Interface: "eth0", VirtualRouterID: 51, Priority: 100 + i, AuthPass: "hapmlab",
-		HealthURL: "http://127.0.0.1:50936/haproxy_ready", VIPs: []netip.Addr{netip.MustParseAddr(vip)},
+		HealthURL: "http://127.0.0.1:50936/haproxy_ready", VIPs: []netip.Addr{netip.MustParseAddr(l.vip)},
 	})
 	if err != nil {
 		return nil, err
@@ -213,7 +231,7 @@ func (l *lab) startMonitor(m *master, bin string) error {
 // holder is the master that has the VIP, or "".
 func (l *lab) holder() string {
 	for _, m := range masters {
-		if l.net.HasAddr(m, vip) {
+		if l.net.HasAddr(m, l.vip) {
 			return m
 		}
 	}
@@ -246,7 +264,7 @@ func (l *lab) startLoad(t *testing.T, name string) *load {
 	t.Helper()
 	out := filepath.Join(l.dir, "load-"+name+".json")
 	p, err := harness.StartProcess("loadgen", out, nil, l.net.Wrap("c", []string{
-		l.loadgen, "-url", "https://" + vip + ":6443/readyz", "-ca", l.caFile, "-duration", "5m", "-workers", "4",
+		l.loadgen, "-url", "https://" + net.JoinHostPort(l.vip, "6443") + "/readyz", "-ca", l.caFile, "-duration", "5m", "-workers", "4",
 	})...)
 	if err != nil {
 		t.Fatal(err)
@@ -269,18 +287,21 @@ func (ld *load) stop(t *testing.T) loadResult {
 }
 
 func (l *lab) record(t *testing.T, scenario string, r loadResult, note string) {
+	if l.fam.name != "IPv4" {
+		scenario += " (" + l.fam.name + ")"
+	}
 	line := fmt.Sprintf("| %s | %d | %d | %.0f ms | %s |", scenario, r.Sent, r.Failed, r.LongestOutageMS, note)
-	l.results = append(l.results, line)
+	results = append(results, line)
 	t.Logf("%s: %d requests, %d failed, longest outage %.0f ms %s %v", scenario, r.Sent, r.Failed, r.LongestOutageMS, note, r.Errors)
 }
 
-func (l *lab) report() {
+func report(results []string) {
 	text := "# HA lab results\n\nWritten by `make e2e` (test/e2e) on " + time.Now().UTC().Format("2006-01-02 15:04 MST") + ".\n\n" +
 		"Three masters (kube-apiserver, haproxy with the manifest's reloader, haproxy-monitor with the nftables redirect,\n" +
 		"keepalived) and a client in network namespaces; the client sends HTTPS /readyz to VIP:6443 from 4 workers,\n" +
 		"a new connection per request. Longest outage: the longest gap between two successful requests with failures\n" +
 		"in between.\n\n" +
-		"| scenario | requests | failed | longest outage | notes |\n|---|---|---|---|---|\n" + strings.Join(l.results, "\n") + "\n\n" +
+		"| scenario | requests | failed | longest outage | notes |\n|---|---|---|---|---|\n" + strings.Join(results, "\n") + "\n\n" +
 		"Where the time goes when haproxy dies on the VIP holder: keepalived's track script fails twice (interval 1 s,\n" +
 		"fall 2), the holder enters FAULT and drops the VIP, and the next master waits VRRPv2's master-down interval\n" +
 		"(3 × advert_int + skew, about 3.6 s) before it takes it. Meanwhile the old holder's redirect still points at the\n" +
@@ -295,8 +316,8 @@ func (l *lab) diagnose() string {
 	var b strings.Builder
 	for _, m := range l.masters {
 		s, err := m.hap.Servers()
-		fmt.Fprintf(&b, "%s: servers %v %v\n  monitor: %s\n  keepalived: %s\n", m.name, s, err,
-			tail(m.mon.Log(), 6), tail(m.keep.Log(), 4))
+		fmt.Fprintf(&b, "%s: servers %v %v\n  monitor: %s\n  keepalived: %s\n  reloader: %s\n", m.name, s, err,
+			tail(m.mon.Log(), 6), tail(m.keep.Log(), 4), tail(m.hap.Log(), 15))
 	}
 	return b.String()
 }

@@ -31,8 +31,8 @@ func TestSteadyState(t *testing.T) {
 	if after := frontendSessions(t); after-before < r.Sent {
 		t.Fatalf("only %d of %d requests went through haproxy: the redirect is not in use", after-before, r.Sent)
 	}
-	out, _ := L.net.Run(holder, "nft", "list", "table", "ip", "ocp_nat")
-	if !strings.Contains(out, "ip daddr "+vip+" tcp dport 6443 redirect to :9445") {
+	out, _ := L.net.Run(holder, "nft", "list", "table", L.fam.nftFamily, "ocp_nat")
+	if !strings.Contains(out, L.fam.nftFamily+" daddr "+L.vip+" tcp dport 6443 redirect to :9445") {
 		t.Fatalf("no redirect rule on the VIP holder:\n%s", out)
 	}
 }
@@ -191,7 +191,7 @@ func TestCutHolderLink(t *testing.T) {
 	next := ""
 	if !harness.Poll(30*time.Second, 20*time.Millisecond, func() bool {
 		for _, m := range masters {
-			if m != old && L.net.HasAddr(m, vip) {
+			if m != old && L.net.HasAddr(m, L.vip) {
 				next = m
 				return true
 			}
@@ -221,7 +221,7 @@ func TestDeleteAndReAddMasterNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitServing(t, 20*time.Second, "m0", "m2")
-	if err := harness.CreateNode(ctx, L.client, harness.NodeObject("m1", harness.MasterLabel, masterIP(1))); err != nil {
+	if err := harness.CreateNode(ctx, L.client, harness.NodeObject("m1", harness.MasterLabel, L.fam.master(1))); err != nil {
 		t.Fatal(err)
 	}
 	waitServing(t, 20*time.Second, masters...)
@@ -230,4 +230,21 @@ func TestDeleteAndReAddMasterNode(t *testing.T) {
 	if r.Failed != 0 {
 		t.Fatalf("%d requests failed: %v", r.Failed, r.Errors)
 	}
+}
+
+// 7. The IPv6 lab: steady state and a dead kube-apiserver, with an IPv6 VIP,
+// IPv6 InternalIPs, ip6 nftables rules and VRRPv3.
+func TestIPv6(t *testing.T) {
+	l6, err := setup(ipv6, "b")
+	if l6 != nil {
+		defer l6.teardown()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	v4 := L
+	L = l6
+	defer func() { L = v4 }()
+	t.Run("steady", TestSteadyState)
+	t.Run("kill-apiserver", TestKillAPIServer)
 }

@@ -64,6 +64,9 @@ type ControlPlaneOptions struct {
 	BindAll bool
 	// ExtraSANs are added to every apiserver's serving certificate (the VIP).
 	ExtraSANs []net.IP
+	// ServiceCIDR defaults to 198.18.128.0/24; an IPv6 control plane needs an
+	// IPv6 one (the kubernetes Service's family follows it).
+	ServiceCIDR string
 	Logf      func(format string, args ...any)
 }
 
@@ -206,7 +209,7 @@ func (cp *ControlPlane) newAPIServer(bin, name, addr string, port int, saPub, sa
 		"--service-account-key-file", saPub, "--service-account-signing-key-file", saKey,
 		"--token-auth-file", filepath.Join(cp.Dir, "tokens.csv"),
 		"--authorization-mode", "RBAC",
-		"--service-cluster-ip-range", "198.18.128.0/24",
+		"--service-cluster-ip-range", serviceCIDR(opts.ServiceCIDR),
 		"--shutdown-delay-duration", "0s",
 		"--v", "0",
 	}
@@ -348,4 +351,11 @@ func bindAddress(addr string, all bool) string {
 		return "::"
 	}
 	return "0.0.0.0"
+}
+
+func serviceCIDR(c string) string {
+	if c == "" {
+		return "198.18.128.0/24"
+	}
+	return c
 }
