@@ -132,7 +132,7 @@ func setup(fam family, tag string) (*lab, error) {
 	l.cp, err = harness.StartControlPlane(ctx, filepath.Join(dir, "cp"), harness.ControlPlaneOptions{
 		APIServers: addrs, APIPort: apiPort, EtcdAddress: fam.etcd, BindAll: true,
 		ExtraSANs: []net.IP{net.ParseIP(fam.vip)}, ServiceCIDR: fam.serviceCIDR,
-		EtcdWrap:  func(argv []string) []string { return l.net.Wrap("etcd", argv) },
+		EtcdWrap: func(argv []string) []string { return l.net.Wrap("etcd", argv) },
 		Wrap: func(name string, argv []string) []string {
 			var i int
 			fmt.Sscanf(name, "apiserver-%d", &i)

@@ -67,7 +67,7 @@ type ControlPlaneOptions struct {
 	// ServiceCIDR defaults to 198.18.128.0/24; an IPv6 control plane needs an
 	// IPv6 one (the kubernetes Service's family follows it).
 	ServiceCIDR string
-	Logf      func(format string, args ...any)
+	Logf        func(format string, args ...any)
 }
 
 // StartControlPlane starts etcd and the apiservers and waits until each
