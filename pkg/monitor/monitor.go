@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -43,8 +42,6 @@ type Monitor struct {
 	state    *state
 	metrics  *metrics.Metrics
 	verify   *verifier
-
-	renders atomic.Uint64 // syncs that computed a configuration
 
 	// Owned by the loop goroutine.
 	applied    []lbconfig.Backend // backends of the last config written or found on disk

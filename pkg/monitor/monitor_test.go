@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -181,6 +182,9 @@ func (h *harness) stop() {
 	}
 }
 
+// renders reads the monitor's renders_total counter.
+func (h *harness) renders() uint64 { return uint64(testutil.ToFloat64(h.mon.metrics.Renders)) }
+
 func (h *harness) file() string {
 	b, _ := os.ReadFile(h.cfg)
 	return string(b)
@@ -277,7 +281,7 @@ func TestMonitorIgnoresHeartbeats(t *testing.T) {
 	)
 	h.waitServers("m1=198.18.0.11:6443", "m2=198.18.0.12:6443")
 	h.waitReloads(1)
-	signals, renders := h.mon.source.Signals(), h.mon.renders.Load()
+	signals, renders := h.mon.source.Signals(), h.renders()
 
 	for i := 0; i < 30; i++ {
 		h.update("m1", func(n *corev1.Node) {
@@ -296,7 +300,7 @@ func TestMonitorIgnoresHeartbeats(t *testing.T) {
 	if got := h.mon.source.Signals() - signals; got != 1 {
 		t.Errorf("%d change signals for 30 heartbeats and one real change, want 1", got)
 	}
-	if got := h.mon.renders.Load() - renders; got != 1 {
+	if got := h.renders() - renders; got != 1 {
 		t.Errorf("%d renders for 30 heartbeats and one real change, want 1", got)
 	}
 }
@@ -309,11 +313,11 @@ func TestMonitorKeepsConfigWhenNoBackends(t *testing.T) {
 	h.waitServers("m1=198.18.0.11:6443")
 	h.waitReloads(1)
 	before := h.file()
-	renders := h.mon.renders.Load()
+	renders := h.renders()
 	if err := h.client.CoreV1().Nodes().Delete(context.Background(), "m1", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a render after the last member left", func() bool { return h.mon.renders.Load() > renders })
+	eventually(t, "a render after the last member left", func() bool { return h.renders() > renders })
 	if h.file() != before {
 		t.Fatal("config changed after the last member left")
 	}
@@ -354,7 +358,7 @@ func TestMonitorRestartWithCurrentConfigDoesNotReload(t *testing.T) {
 
 	h2 := start(t, cfg, false, node("m1", discovery.MasterLabel, "198.18.0.11"))
 	h2.sink = h.sink
-	eventually(t, "the restarted monitor to render", func() bool { return h2.mon.renders.Load() >= 1 })
+	eventually(t, "the restarted monitor to render", func() bool { return h2.renders() >= 1 })
 	if n := h.sink.count(); n != 1 {
 		t.Fatalf("%d reloads after a restart with an unchanged config, want 1", n)
 	}

@@ -18,7 +18,6 @@ import (
 // retrying without a new event (disk, validation).
 func (m *Monitor) sync(ctx context.Context, eventAt time.Time) error {
 	start := time.Now()
-	m.renders.Add(1)
 	m.metrics.Renders.Inc()
 	snap := m.source.Snapshot()
 	opts := m.lbOptions()
@@ -45,36 +44,39 @@ func (m *Monitor) sync(ctx context.Context, eventAt time.Time) error {
 	}
 
 	data, err := m.renderer.Render(lbconfig.TemplateData{LBConfig: cfg})
+	changed := false
+	if err == nil {
+		changed, err = m.file.Apply(ctx, data)
+	}
+	m.state.applied(err, "")
 	if err != nil {
 		return err
 	}
-	changed, err := m.file.Apply(ctx, data)
-	if err != nil {
-		m.state.applied(err, "")
-		return err
-	}
-	m.state.applied(nil, "")
+	m.afterApply(changed, cfg.Backends, data, eventAt, start)
+	return nil
+}
+
+// afterApply records a successful apply and, when the file changed, asks
+// for the reload.
+func (m *Monitor) afterApply(changed bool, backends []lbconfig.Backend, data []byte, eventAt, start time.Time) {
+	added, removed := diffBackends(m.applied, backends)
+	m.applied = backends
+	m.verify.expect(backends)
 	if !changed {
-		m.applied = cfg.Backends
-		m.verify.expect(cfg.Backends)
-		return nil
+		return
 	}
 	m.metrics.Writes.Inc()
 	m.metrics.ConfigGeneration.Inc()
 	m.metrics.SetConfigHash(sha(data))
 	m.state.setOnDisk(true)
-	added, removed := diffBackends(m.applied, cfg.Backends)
-	m.applied = cfg.Backends
-	m.verify.expect(cfg.Backends)
 	m.log.WithFields(logrus.Fields{
-		"backends": backendList(cfg.Backends),
+		"backends": backendList(backends),
 		"added":    backendList(added),
 		"removed":  backendList(removed),
 		"took":     time.Since(start).Round(time.Microsecond),
 	}).Info("haproxy configuration changed, requesting reload")
 	m.noteEvent(eventAt)
 	m.notifier.Request()
-	return nil
 }
 
 func (m *Monitor) lbOptions() lbconfig.Options {

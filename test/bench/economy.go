@@ -13,20 +13,10 @@ import (
 // changes.
 func (b *bench) economy() error {
 	ctx := context.Background()
-	if err := b.resetNodes(ctx); err != nil {
+	ins, stop, err := b.startBoth(ctx)
+	defer stop()
+	if err != nil {
 		return err
-	}
-	ins := map[string]*instance{}
-	for _, impl := range []string{ours, baseline} {
-		in, err := b.start(impl)
-		if err != nil {
-			return err
-		}
-		defer in.stop()
-		if err := in.ready(); err != nil {
-			return err
-		}
-		ins[impl] = in
 	}
 	before := map[string]int{ours: ins[ours].sink.count(), baseline: ins[baseline].sink.count()}
 	beats := 0

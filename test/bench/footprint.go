@@ -14,20 +14,10 @@ import (
 // masters, then with the workers added.
 func (b *bench) footprint() error {
 	ctx := context.Background()
-	if err := b.resetNodes(ctx); err != nil {
+	ins, stop, err := b.startBoth(ctx)
+	defer stop()
+	if err != nil {
 		return err
-	}
-	ins := map[string]*instance{}
-	for _, impl := range []string{ours, baseline} {
-		in, err := b.start(impl)
-		if err != nil {
-			return err
-		}
-		defer in.stop()
-		if err := in.ready(); err != nil {
-			return err
-		}
-		ins[impl] = in
 	}
 	type row struct {
 		scenario, impl string

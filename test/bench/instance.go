@@ -95,3 +95,28 @@ func (b *bench) change(ctx context.Context, i int) (kind string, err error) {
 		return "remove", b.client.CoreV1().Nodes().Delete(ctx, "m4", metav1.DeleteOptions{})
 	}
 }
+
+// startBoth resets the Nodes and runs one instance of each implementation,
+// both having applied their first view. stop ends whichever started.
+func (b *bench) startBoth(ctx context.Context) (ins map[string]*instance, stop func(), err error) {
+	ins = map[string]*instance{}
+	stop = func() {
+		for _, in := range ins {
+			in.stop()
+		}
+	}
+	if err := b.resetNodes(ctx); err != nil {
+		return ins, stop, err
+	}
+	for _, impl := range []string{ours, baseline} {
+		in, err := b.start(impl)
+		if err != nil {
+			return ins, stop, err
+		}
+		ins[impl] = in
+		if err := in.ready(); err != nil {
+			return ins, stop, err
+		}
+	}
+	return ins, stop, nil
+}
