@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests and the demo drive for real (haproxy, socat,
-# keepalived, nftables, iproute2, wrk, curl). Skips apt entirely when all are present.
+# Installs the Debian packages the tests, the lab and the demo drive for real
+# (haproxy, socat, keepalived, nftables, iproute2, curl, wrk, and the basics the
+# lab scripts call: sysctl, unshare). Skips apt entirely when all are present.
 set -euo pipefail
 
-want=(haproxy socat keepalived nft ip wrk curl)
-pkgs=(haproxy socat keepalived nftables iproute2 wrk curl)
+want=(haproxy socat keepalived nft ip wrk curl sysctl unshare)
+pkgs=(haproxy socat keepalived nftables iproute2 wrk curl procps util-linux)
 missing=()
 for i in "${!want[@]}"; do
   command -v "${want[$i]}" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "${want[$i]}" >/dev/null 2>&1 || missing+=("${pkgs[$i]}")
