@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/kubeclient"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/monitor"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/reload"
 )
@@ -51,6 +52,7 @@ func newCommand() *cobra.Command {
 			log.SetLevel(lvl)
 			log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
 			cfg.Log = log
+			kubeclient.RouteErrors(log, 30*time.Second)
 			cfg.KubeconfigPath, cfg.TemplatePath, cfg.ConfigPath = args[0], args[1], args[2]
 			cfg.VIPs, err = vipList(apiVIP, apiVIPs, log)
 			if err != nil {

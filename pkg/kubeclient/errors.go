@@ -1,0 +1,41 @@
+package kubeclient
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+)
+
+// RouteErrors sends client-go's background errors (a watch that failed, a
+// list that was forbidden) to log instead of klog's stderr: the first at once,
+// then at most one per every, with the number held back meanwhile. An outage
+// retried every few seconds stays readable; a forbidden list still shows.
+func RouteErrors(log logrus.FieldLogger, every time.Duration) {
+	var mu sync.Mutex
+	var last time.Time
+	held := 0
+	utilruntime.ErrorHandlers = []utilruntime.ErrorHandler{
+		func(_ context.Context, err error, msg string, _ ...interface{}) {
+			mu.Lock()
+			if !last.IsZero() && time.Since(last) < every {
+				held++
+				mu.Unlock()
+				return
+			}
+			n := held
+			last, held = time.Now(), 0
+			mu.Unlock()
+			e := log.WithError(err).WithField("source", "client-go")
+			if n > 0 {
+				e = e.WithField("suppressed", n)
+			}
+			if msg == "" {
+				msg = "API client error"
+			}
+			e.Warn(msg)
+		},
+	}
+}
