@@ -32,7 +32,7 @@ func TestStartup(t *testing.T) {
 	if failed != 0 || len(by) != 3 {
 		t.Fatalf("30 requests: %d failed, served by %v; want 0 failed over 3 backends", failed, by)
 	}
-	if d := s.stopMonitor(); d > 3*time.Second {
+	if d := s.stopMonitor(); d > time.Second {
 		t.Errorf("monitor took %v to stop after SIGTERM", d)
 	} else {
 		t.Logf("monitor stopped %v after SIGTERM", d.Round(time.Millisecond))
