@@ -2,13 +2,8 @@ package kubeclient
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -123,27 +118,6 @@ func TestEndpointsFailover(t *testing.T) {
 	}
 }
 
-// selfSigned returns a TLS certificate for 127.0.0.1 under its own CA.
-func selfSigned(t *testing.T, cn string) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"api.example"},
-		IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
-}
-
 func serveTLS(t *testing.T, cert tls.Certificate) string {
 	t.Helper()
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
@@ -167,8 +141,10 @@ func serveTLS(t *testing.T, cert tls.Certificate) string {
 // no backends accepts and closes, another service presents another CA's
 // certificate. Only a verified handshake makes an endpoint good.
 func TestEndpointsRequireVerifiedTLS(t *testing.T) {
-	good, pool := selfSigned(t, "good")
-	other, _ := selfSigned(t, "other")
+	goodCA, otherCA := newTestCA(t), newTestCA(t)
+	good, other := goodCA.serving(t), otherCA.serving(t)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(goodCA.pem)
 
 	closer, _ := net.Listen("tcp", "127.0.0.1:0") // accepts, then hangs up
 	defer closer.Close()

@@ -47,7 +47,7 @@ func (ca *testCA) issue(t *testing.T, cn string, ip net.IP) (certPEM, keyPEM []b
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	if ip != nil {
-		tmpl.IPAddresses = []net.IP{ip}
+		tmpl.IPAddresses, tmpl.DNSNames = []net.IP{ip}, []string{"api.example"}
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
@@ -56,6 +56,17 @@ func (ca *testCA) issue(t *testing.T, cn string, ip net.IP) (certPEM, keyPEM []b
 	}
 	kb, _ := x509.MarshalECPrivateKey(key)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
+}
+
+// serving is a server certificate for 127.0.0.1 and api.example.
+func (ca *testCA) serving(t *testing.T) tls.Certificate {
+	t.Helper()
+	c, k := ca.issue(t, "server", net.ParseIP("127.0.0.1"))
+	pair, err := tls.X509KeyPair(c, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pair
 }
 
 // The kubelet rotates its client certificate by rewriting the files its
@@ -82,8 +93,7 @@ func TestClientCertificateRotation(t *testing.T) {
 		seen = append(seen, r.TLS.PeerCertificates[0].Subject.CommonName)
 		mu.Unlock()
 	}))
-	sc, sk := ca.issue(t, "server", net.ParseIP("127.0.0.1"))
-	pair, _ := tls.X509KeyPair(sc, sk)
+	pair := ca.serving(t)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca.pem)
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}

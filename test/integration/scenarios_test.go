@@ -124,17 +124,7 @@ func TestHeartbeatsCauseNoReload(t *testing.T) {
 func TestAPIServerOutage(t *testing.T) {
 	s := newSite(t)
 	ctx := context.Background()
-	s.node("m1", harness.MasterLabel, 11)
-	s.node("m2", harness.MasterLabel, 12)
-	s.startHAProxy()
-	s.startMonitor()
-	s.waitServing(30*time.Second, "m1", "m2")
-	before := s.cfg()
-	reloads := s.hap.ReloadsReceived()
-
-	api := cp.APIServers[0]
-	cp.StopAPIServer(api)
-	t.Cleanup(func() { _ = cp.StartAPIServer(context.Background(), api) })
+	api, before, reloads := s.servingThenAPIDown()
 	sent, failed := 0, 0
 	lb := harness.LBClient(2 * time.Second)
 	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); sent++ {
@@ -164,22 +154,12 @@ func TestAPIServerOutage(t *testing.T) {
 // 5. A monitor restarted while the API is down leaves the cfg alone.
 func TestMonitorRestartWhileAPIDown(t *testing.T) {
 	s := newSite(t)
-	s.node("m1", harness.MasterLabel, 11)
-	s.node("m2", harness.MasterLabel, 12)
 	port, err := harness.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.args.HealthPort = port
-	s.startHAProxy()
-	s.startMonitor()
-	s.waitServing(30*time.Second, "m1", "m2")
-	before := s.cfg()
-	reloads := s.hap.ReloadsReceived()
-
-	api := cp.APIServers[0]
-	cp.StopAPIServer(api)
-	t.Cleanup(func() { _ = cp.StartAPIServer(context.Background(), api) })
+	api, before, reloads := s.servingThenAPIDown()
 	s.stopMonitor()
 	s.startMonitor()
 	// Wait until the new monitor has tried the API and failed.

@@ -159,3 +159,21 @@ func (s *site) waitLog(timeout time.Duration, substr string) {
 		s.t.Fatalf("monitor never logged %q:\n%s", substr, s.mon.Tail(30))
 	}
 }
+
+// servingThenAPIDown starts haproxy and the monitor with masters m1 and m2,
+// waits until they are served, then stops the apiserver (started again at
+// cleanup). It returns the apiserver and the cfg and reload count from
+// before the outage.
+func (s *site) servingThenAPIDown() (api *harness.APIServer, before []byte, reloads int) {
+	s.t.Helper()
+	s.node("m1", harness.MasterLabel, 11)
+	s.node("m2", harness.MasterLabel, 12)
+	s.startHAProxy()
+	s.startMonitor()
+	s.waitServing(30*time.Second, "m1", "m2")
+	before, reloads = s.cfg(), s.hap.ReloadsReceived()
+	api = cp.APIServers[0]
+	cp.StopAPIServer(api)
+	s.t.Cleanup(func() { _ = cp.StartAPIServer(context.Background(), api) })
+	return api, before, reloads
+}
