@@ -13,24 +13,15 @@ import (
 	"time"
 )
 
-func writeKubeconfig(t *testing.T, server string) string {
+// writeKubeconfig writes a one-context kubeconfig with the given cluster and
+// user stanzas (flow-style YAML maps) into dir.
+func writeKubeconfig(t *testing.T, dir, cluster, user string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	text := `apiVersion: v1
-kind: Config
-clusters:
-- name: c
-  cluster:
-    server: ` + server + `
-    insecure-skip-tls-verify: true
-contexts:
-- name: c
-  context: {cluster: c, user: u}
-current-context: c
-users:
-- name: u
-  user: {token: abc}
-`
+	path := filepath.Join(dir, "kubeconfig")
+	text := "apiVersion: v1\nkind: Config\n" +
+		"clusters:\n- name: c\n  cluster: " + cluster + "\n" +
+		"contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n" +
+		"users:\n- name: u\n  user: " + user + "\n"
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +41,7 @@ func TestLoadServerForms(t *testing.T) {
 	}
 	for server, want := range cases {
 		t.Run(server, func(t *testing.T) {
-			cfg, eps, err := Load(writeKubeconfig(t, server), 6443, time.Second, nil)
+			cfg, eps, err := Load(writeKubeconfig(t, t.TempDir(), `{server: "`+server+`", insecure-skip-tls-verify: true}`, "{token: abc}"), 6443, time.Second, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

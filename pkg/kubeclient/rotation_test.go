@@ -100,19 +100,8 @@ func TestClientCertificateRotation(t *testing.T) {
 	srv.StartTLS()
 	defer srv.Close()
 
-	kc := write("kubeconfig", []byte(`apiVersion: v1
-kind: Config
-clusters:
-- name: c
-  cluster: {server: "`+srv.URL+`", certificate-authority: "`+caFile+`"}
-contexts:
-- name: c
-  context: {cluster: c, user: u}
-current-context: c
-users:
-- name: u
-  user: {client-certificate: "`+certFile+`", client-key: "`+keyFile+`"}
-`))
+	kc := writeKubeconfig(t, dir, `{server: "`+srv.URL+`", certificate-authority: "`+caFile+`"}`,
+		`{client-certificate: "`+certFile+`", client-key: "`+keyFile+`"}`)
 	cfg, _, err := Load(kc, 6443, time.Second, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -11,8 +11,7 @@ import (
 // Result describes one delivery attempt, for metrics and readiness.
 type Result struct {
 	Err      error
-	Attempt  int       // 1 for the first try of a pending reload
-	Pending  time.Time // when the reload was first requested
+	Attempt  int // 1 for the first try of a pending reload
 	Finished time.Time
 }
 
@@ -30,7 +29,6 @@ type Notifier struct {
 
 	mu      sync.Mutex
 	pending bool
-	since   time.Time
 	wake    chan struct{}
 }
 
@@ -46,10 +44,7 @@ func NewNotifier(path string, log logrus.FieldLogger) *Notifier {
 // Request asks for a reload; it never blocks.
 func (n *Notifier) Request() {
 	n.mu.Lock()
-	if !n.pending {
-		n.pending = true
-		n.since = time.Now()
-	}
+	n.pending = true
 	n.mu.Unlock()
 	select {
 	case n.wake <- struct{}{}:
@@ -85,12 +80,11 @@ func (n *Notifier) deliver(ctx context.Context) {
 		n.mu.Lock()
 		// Clear before sending: a request that arrives during the send must
 		// cause another reload, since it may follow a newer write.
-		since := n.since
 		n.pending = false
 		n.mu.Unlock()
 
 		err := Send(ctx, n.Path, n.Timeout)
-		res := Result{Err: err, Attempt: attempt, Pending: since, Finished: time.Now()}
+		res := Result{Err: err, Attempt: attempt, Finished: time.Now()}
 		if n.OnResult != nil {
 			n.OnResult(res)
 		}
@@ -99,10 +93,7 @@ func (n *Notifier) deliver(ctx context.Context) {
 			return
 		}
 		n.mu.Lock()
-		if !n.pending {
-			n.pending = true
-			n.since = since
-		}
+		n.pending = true
 		n.mu.Unlock()
 		if attempt == 1 || attempt%10 == 0 {
 			n.Log.WithFields(logrus.Fields{"socket": n.Path, "attempt": attempt, "retry_in": backoff}).WithError(err).Warn("reload not delivered, will retry")

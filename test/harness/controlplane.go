@@ -40,7 +40,6 @@ type APIServer struct {
 	Port    int
 	URL     string
 	args    []string
-	env     []string
 	dir     string
 	proc    *Process
 }
@@ -230,7 +229,7 @@ func (cp *ControlPlane) StartAPIServer(ctx context.Context, s *APIServer) error 
 	if s.proc != nil && !s.proc.Exited() {
 		return fmt.Errorf("%s already running", s.Name)
 	}
-	p, err := StartProcess(s.Name, filepath.Join(s.dir, "kube-apiserver.log"), s.env, s.args...)
+	p, err := StartProcess(s.Name, filepath.Join(s.dir, "kube-apiserver.log"), nil, s.args...)
 	if err != nil {
 		return err
 	}
