@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds pinned kube-apiserver and etcd from the Go module proxy into a cache directory
-# (default: <repo>/.cache/bin), reusing binaries that are already there for these versions.
+# Builds pinned kube-apiserver, kubelet and etcd from the Go module proxy into a cache
+# directory (default: <repo>/.cache/bin), reusing binaries that are already there for these
+# versions. kube-apiserver and kubelet share one helper module (and its downloads); both are
+# stamped with their version, so Nodes report v1.37.2 rather than v0.0.0-master.
 set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.37.2}
@@ -14,11 +16,9 @@ staging_version() { # v1.37.2 -> v0.37.2
   echo "v0.${1#v1.}"
 }
 
-build_apiserver() {
-  local out=$bindir/kube-apiserver-$K8S_VERSION
-  [ -x "$out" ] && return 0
-  echo "build-test-binaries: building kube-apiserver $K8S_VERSION (several minutes on a cold cache)"
-  local dir=$workdir/apiserver-$K8S_VERSION
+k8s_module() { # the helper module both Kubernetes binaries build from
+  local dir=$workdir/k8s-$K8S_VERSION
+  if [ -f "$dir/.ready" ]; then echo "$dir"; return 0; fi
   rm -rf "$dir" && mkdir -p "$dir"
   (
     cd "$dir"
@@ -28,7 +28,7 @@ build_apiserver() {
     local sv
     sv=$(staging_version "$K8S_VERSION")
     {
-      echo "module apiserverbuild"
+      echo "module k8sbuild"
       echo
       echo "go 1.26"
       echo
@@ -44,10 +44,31 @@ build_apiserver() {
 
 package tools
 
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+)
 GO
     go mod tidy >/dev/null 2>&1 || true
-    GOFLAGS=-mod=mod go build -o "$out.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+    touch .ready
+  ) >&2
+  echo "$dir"
+}
+
+build_k8s() { # name
+  local name=$1 out=$bindir/$1-$K8S_VERSION
+  [ -x "$out" ] && return 0
+  echo "build-test-binaries: building $name $K8S_VERSION (several minutes on a cold cache)"
+  local dir minor
+  dir=$(k8s_module)
+  minor=${K8S_VERSION#v1.}
+  minor=${minor%%.*}
+  local vpkg=k8s.io/component-base/version
+  (
+    cd "$dir"
+    CGO_ENABLED=0 GOFLAGS=-mod=mod go build -o "$out.tmp" \
+      -ldflags "-X $vpkg.gitVersion=$K8S_VERSION -X $vpkg.gitMajor=1 -X $vpkg.gitMinor=$minor -X $vpkg.gitTreeState=clean" \
+      "k8s.io/kubernetes/cmd/$name"
     mv "$out.tmp" "$out"
   )
 }
@@ -85,7 +106,9 @@ GO
 }
 
 build_etcd
-build_apiserver
+build_k8s kube-apiserver
+build_k8s kubelet
 ln -sf "kube-apiserver-$K8S_VERSION" "$bindir/kube-apiserver"
+ln -sf "kubelet-$K8S_VERSION" "$bindir/kubelet"
 ln -sf "etcd-$ETCD_VERSION" "$bindir/etcd"
-echo "build-test-binaries: $bindir/kube-apiserver and $bindir/etcd ready"
+echo "build-test-binaries: kube-apiserver, kubelet and etcd ready in $bindir"
