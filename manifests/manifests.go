@@ -3,10 +3,12 @@
 package manifests
 
 import (
+	"bytes"
 	"embed"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -39,4 +41,51 @@ func Script(pod *corev1.Pod, container string) (string, error) {
 		return c.Command[2], nil
 	}
 	return "", fmt.Errorf("no container %s in pod %s", container, pod.Name)
+}
+
+// RBAC is manifests/rbac.yaml decoded strictly.
+type RBAC struct {
+	ClusterRoles        []rbacv1.ClusterRole
+	ClusterRoleBindings []rbacv1.ClusterRoleBinding
+	Roles               []rbacv1.Role
+	RoleBindings        []rbacv1.RoleBinding
+}
+
+// LoadRBAC decodes every document of rbac.yaml; a kind it does not expect
+// is an error.
+func LoadRBAC() (*RBAC, error) {
+	b, err := files.ReadFile("rbac.yaml")
+	if err != nil {
+		return nil, err
+	}
+	out := &RBAC{}
+	for i, doc := range bytes.Split(b, []byte("\n---\n")) {
+		var meta struct {
+			Kind string `json:"kind"`
+		}
+		if err := yaml.Unmarshal(doc, &meta); err != nil {
+			return nil, fmt.Errorf("rbac.yaml document %d: %w", i, err)
+		}
+		var target any
+		switch meta.Kind {
+		case "ClusterRole":
+			out.ClusterRoles = append(out.ClusterRoles, rbacv1.ClusterRole{})
+			target = &out.ClusterRoles[len(out.ClusterRoles)-1]
+		case "ClusterRoleBinding":
+			out.ClusterRoleBindings = append(out.ClusterRoleBindings, rbacv1.ClusterRoleBinding{})
+			target = &out.ClusterRoleBindings[len(out.ClusterRoleBindings)-1]
+		case "Role":
+			out.Roles = append(out.Roles, rbacv1.Role{})
+			target = &out.Roles[len(out.Roles)-1]
+		case "RoleBinding":
+			out.RoleBindings = append(out.RoleBindings, rbacv1.RoleBinding{})
+			target = &out.RoleBindings[len(out.RoleBindings)-1]
+		default:
+			return nil, fmt.Errorf("rbac.yaml document %d: unexpected kind %q", i, meta.Kind)
+		}
+		if err := yaml.UnmarshalStrict(doc, target); err != nil {
+			return nil, fmt.Errorf("rbac.yaml document %d: %w", i, err)
+		}
+	}
+	return out, nil
 }

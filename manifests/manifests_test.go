@@ -115,8 +115,45 @@ func TestAllManifestsDecode(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if _, err := Pod(e.Name()); err != nil {
+		var err error
+		if e.Name() == "rbac.yaml" {
+			_, err = LoadRBAC()
+		} else {
+			_, err = Pod(e.Name())
+		}
+		if err != nil {
 			t.Errorf("%s: %v", e.Name(), err)
 		}
+	}
+}
+
+// The grant is least privilege: read-only verbs, Nodes cluster-wide (RBAC
+// cannot narrow a list to a label), the EndpointSlice only by the name
+// kubernetes in default, every binding to system:nodes.
+func TestRBACIsLeastPrivilege(t *testing.T) {
+	r, err := LoadRBAC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.ClusterRoles) != 1 || len(r.Roles) != 1 || len(r.ClusterRoleBindings) != 1 || len(r.RoleBindings) != 1 {
+		t.Fatalf("want one ClusterRole, Role and binding each: %+v", r)
+	}
+	cr := r.ClusterRoles[0].Rules
+	if len(cr) != 1 || strings.Join(cr[0].Resources, ",") != "nodes" || strings.Join(cr[0].Verbs, ",") != "list,watch" || len(cr[0].APIGroups) != 1 || cr[0].APIGroups[0] != "" {
+		t.Errorf("ClusterRole rules %+v, want list and watch of core nodes only", cr)
+	}
+	role := r.Roles[0]
+	rr := role.Rules
+	if role.Namespace != "default" || len(rr) != 1 || strings.Join(rr[0].Resources, ",") != "endpointslices" ||
+		strings.Join(rr[0].ResourceNames, ",") != "kubernetes" || strings.Join(rr[0].Verbs, ",") != "get,list,watch" {
+		t.Errorf("Role %s/%s rules %+v, want get/list/watch of the endpointslice kubernetes in default", role.Namespace, role.Name, rr)
+	}
+	for _, s := range append(r.ClusterRoleBindings[0].Subjects, r.RoleBindings[0].Subjects...) {
+		if s.Kind != "Group" || s.Name != "system:nodes" {
+			t.Errorf("binding subject %+v, want the group system:nodes", s)
+		}
+	}
+	if r.ClusterRoleBindings[0].RoleRef.Name != r.ClusterRoles[0].Name || r.RoleBindings[0].RoleRef.Name != role.Name || r.RoleBindings[0].Namespace != "default" {
+		t.Error("bindings do not refer to the roles")
 	}
 }

@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"slices"
 	"sort"
@@ -12,8 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
 
@@ -32,57 +32,115 @@ const (
 // each retry of a refused connection costs the apiservers nothing.
 var RetryBackoff = wait.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 1 << 30, Cap: 3 * time.Second}
 
+// Mode is where the members come from.
+type Mode int
+
+const (
+	// ModeNone: no source has answered yet.
+	ModeNone Mode = iota
+	// ModeWatch: watches on the control-plane Nodes.
+	ModeWatch
+	// ModeDegraded: Nodes are forbidden; the apiservers of the
+	// default/kubernetes Endpoints, polled.
+	ModeDegraded
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeWatch:
+		return "watch"
+	case ModeDegraded:
+		return "degraded"
+	}
+	return "none"
+}
+
 // Snapshot is the cluster state the configuration is computed from.
 type Snapshot struct {
-	Nodes []lbconfig.Node // sorted by name, each node once
-	// APIEndpoints are the ready addresses (host:port) of the kubernetes
-	// Service's EndpointSlices: the apiservers that currently hold a lease.
+	Mode Mode
+	// Nodes are the control-plane Nodes, sorted by name (ModeWatch).
+	Nodes []lbconfig.Node
+	// APIServers are the ready IPs of the default/kubernetes Endpoints,
+	// sorted (ModeDegraded).
+	APIServers []string
+	// Self is this node as the API describes it, when the identity is a
+	// node's (ModeDegraded); zero otherwise.
+	Self lbconfig.Node
+	// APIEndpoints are the apiservers' host:port from the kubernetes
+	// EndpointSlice, or from the Endpoints in ModeDegraded.
 	APIEndpoints []string
+}
+
+// Status says which sources the API refuses, for logs and readiness.
+type Status struct {
+	Mode Mode
+	// Identity is the API user, once learnt (only asked in degraded mode).
+	Identity string
+	// NodesForbidden and SlicesForbidden are the 403s that stopped the
+	// watches; nil while they may run.
+	NodesForbidden  error
+	SlicesForbidden error
+	// DegradedErr is the last failure reading the Endpoints while degraded.
+	DegradedErr error
+}
+
+// Options shape the sources.
+type Options struct {
+	// PollInterval is how often the degraded source is read, and how often
+	// a forbidden watch asks again whether it is allowed.
+	PollInterval time.Duration
 }
 
 // Source watches the API and signals relevant changes.
 type Source struct {
-	nodes      []*projStore[lbconfig.Node]
-	slices     *projStore[[]string]
-	reflectors []*cache.Reflector
-	changed    chan struct{}
-	signals    atomic.Uint64
-	wg         sync.WaitGroup
+	nodes    []*guardedWatch
+	slices   *guardedWatch
+	nodeSt   []*projStore[lbconfig.Node]
+	sliceSt  *projStore[[]string]
+	deg      *degraded
+	changed  chan struct{}
+	signals  atomic.Uint64
+	wg       sync.WaitGroup
+	assessMu sync.Mutex
 }
 
-// Client hands out the list/watch functions discovery runs on. The monitor
-// builds them from a minimal REST client (only core/v1 and discovery/v1 in its
-// scheme: the full clientset costs ~10 MB of resident memory); tests adapt a
-// clientset with FromClientset.
+// Client hands out what discovery reads. The monitor builds it on a minimal
+// REST client (only the types read here in its scheme: the full clientset
+// costs ~10 MB of resident memory); tests adapt a clientset with
+// clientset.New.
 type Client interface {
 	// Nodes lists and watches Nodes matching labelSelector.
 	Nodes(labelSelector string) cache.ListerWatcher
-	// EndpointSlices lists and watches EndpointSlices in namespace matching
-	// labelSelector.
-	EndpointSlices(namespace, labelSelector string) cache.ListerWatcher
+	// KubernetesSlices lists and watches the EndpointSlice named kubernetes
+	// in default, by name, so that a grant limited to that name suffices.
+	KubernetesSlices() cache.ListerWatcher
+	// KubernetesEndpoints gets the default/kubernetes Endpoints.
+	KubernetesEndpoints(ctx context.Context) (*corev1.Endpoints, error)
+	// Node gets one Node.
+	Node(ctx context.Context, name string) (*corev1.Node, error)
+	// WhoAmI returns the API user of the client's credentials.
+	WhoAmI(ctx context.Context) (string, error)
 }
 
 // New prepares the watches on client; Start runs them.
-func New(client Client) *Source {
+func New(client Client, opts Options) *Source {
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 6 * time.Second
+	}
 	s := &Source{changed: make(chan struct{}, 1)}
+	s.deg = newDegraded(client, opts.PollInterval, s.signal)
 	// A label selector cannot OR two keys, so one watch per role label; the
 	// apiserver filters, so workers are never sent.
 	for _, label := range []string{MasterLabel, ControlPlaneLabel} {
-		store := newProjStore(projectNode(label), nodeEqual, s.signal)
-		s.add(client.Nodes(label), &corev1.Node{}, store, "nodes["+label+"]")
-		s.nodes = append(s.nodes, store)
+		store := newProjStore(projectNode(label), nodeEqual, s.reassess)
+		s.nodeSt = append(s.nodeSt, store)
+		s.nodes = append(s.nodes, &guardedWatch{name: "nodes[" + label + "]", inner: client.Nodes(label),
+			typ: &corev1.Node{}, store: store, recheck: opts.PollInterval, changed: s.reassess})
 	}
-	s.slices = newProjStore(projectSlice, slices.Equal[[]string], s.signal)
-	lw := client.EndpointSlices(metav1.NamespaceDefault, discoveryv1.LabelServiceName+"=kubernetes")
-	s.add(lw, &discoveryv1.EndpointSlice{}, s.slices, "endpointslices[default/kubernetes]")
+	s.sliceSt = newProjStore(projectSlice, slices.Equal[[]string], s.signal)
+	s.slices = &guardedWatch{name: "endpointslices[default/kubernetes]", inner: client.KubernetesSlices(),
+		typ: &discoveryv1.EndpointSlice{}, store: s.sliceSt, recheck: opts.PollInterval, changed: s.signal}
 	return s
-}
-
-func (s *Source) add(lw cache.ListerWatcher, typ runtime.Object, store cache.ReflectorStore, name string) {
-	backoff := RetryBackoff
-	s.reflectors = append(s.reflectors, cache.NewReflectorWithOptions(lw, typ, store, cache.ReflectorOptions{
-		Name: name, Backoff: &backoff,
-	}))
 }
 
 // Changes delivers at most one pending signal; a receiver then reads Snapshot.
@@ -90,58 +148,120 @@ func (s *Source) Changes() <-chan struct{} { return s.changed }
 
 // Start runs the watches until ctx ends.
 func (s *Source) Start(ctx context.Context) {
-	for _, r := range s.reflectors {
+	for _, g := range append(slices.Clone(s.nodes), s.slices) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			r.RunWithContext(ctx)
+			g.run(ctx)
 		}()
 	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.deg.run(ctx)
+	}()
 }
 
 // Shutdown waits for the watches after the context passed to Start ended.
 func (s *Source) Shutdown() { s.wg.Wait() }
 
-// HasSynced reports whether every watch has completed its first list.
-func (s *Source) HasSynced() bool {
-	for _, n := range s.nodes {
-		if !n.hasSynced() {
-			return false
-		}
-	}
-	return s.slices.hasSynced()
-}
+// HasSynced reports whether a source of members has answered: the Node
+// watches, or the degraded source. The EndpointSlices are optional.
+func (s *Source) HasSynced() bool { return s.mode() != ModeNone }
 
 // WaitForSync blocks until HasSynced or ctx ends, and reports which.
 func (s *Source) WaitForSync(ctx context.Context) bool {
 	return cache.WaitForCacheSync(ctx.Done(), s.HasSynced)
 }
 
+func (s *Source) nodesCurrent() bool {
+	for _, g := range s.nodes {
+		if !g.current() {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Source) nodesForbidden() error {
+	for _, g := range s.nodes {
+		if err := g.Forbidden(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Source) mode() Mode {
+	switch {
+	case s.nodesCurrent():
+		return ModeWatch
+	case s.deg.view().answered:
+		return ModeDegraded
+	}
+	return ModeNone
+}
+
+// reassess runs on every change of the Node watches: the degraded source
+// polls while they are forbidden, and keeps standing in after a grant until
+// they have synced.
+func (s *Source) reassess() {
+	s.assessMu.Lock()
+	switch {
+	case s.nodesForbidden() != nil:
+		s.deg.setActive(true)
+	case s.nodesCurrent():
+		s.deg.setActive(false)
+	}
+	s.assessMu.Unlock()
+	s.signal()
+}
+
+// Status reports the sources' state.
+func (s *Source) Status() Status {
+	v := s.deg.view()
+	return Status{Mode: s.mode(), Identity: v.identity, NodesForbidden: s.nodesForbidden(),
+		SlicesForbidden: s.slices.Forbidden(), DegradedErr: v.err}
+}
+
 // Snapshot reads the stores.
 func (s *Source) Snapshot() Snapshot {
-	byName := map[string]lbconfig.Node{}
-	for _, st := range s.nodes {
-		st.each(func(name string, n lbconfig.Node) { byName[name] = n })
+	snap := Snapshot{Mode: s.mode()}
+	switch snap.Mode {
+	case ModeWatch:
+		byName := map[string]lbconfig.Node{}
+		for _, st := range s.nodeSt {
+			st.each(func(name string, n lbconfig.Node) { byName[name] = n })
+		}
+		snap.Nodes = make([]lbconfig.Node, 0, len(byName))
+		for _, n := range byName {
+			snap.Nodes = append(snap.Nodes, n)
+		}
+		sort.Slice(snap.Nodes, func(i, j int) bool { return snap.Nodes[i].Name < snap.Nodes[j].Name })
+	case ModeDegraded:
+		v := s.deg.view()
+		snap.APIServers, snap.Self = v.addrs, v.self
+		snap.APIEndpoints = append(snap.APIEndpoints, v.endpoints...)
 	}
-	snap := Snapshot{Nodes: make([]lbconfig.Node, 0, len(byName))}
-	for _, n := range byName {
-		snap.Nodes = append(snap.Nodes, n)
+	if s.slices.current() {
+		s.sliceSt.each(func(_ string, eps []string) { snap.APIEndpoints = append(snap.APIEndpoints, eps...) })
 	}
-	sort.Slice(snap.Nodes, func(i, j int) bool { return snap.Nodes[i].Name < snap.Nodes[j].Name })
-	s.slices.each(func(_ string, eps []string) { snap.APIEndpoints = append(snap.APIEndpoints, eps...) })
 	sort.Strings(snap.APIEndpoints)
 	snap.APIEndpoints = slices.Compact(snap.APIEndpoints)
 	return snap
 }
 
-// LastContact is the last time any watch heard from the API (an event, a
-// bookmark or a list); zero before the first.
+// LastContact is the last time the API told discovery anything (an event, a
+// bookmark, a list or a degraded poll); zero before the first.
 func (s *Source) LastContact() time.Time {
-	last := s.slices.lastContact()
-	for _, n := range s.nodes {
+	last := s.sliceSt.lastContact()
+	for _, n := range s.nodeSt {
 		if t := n.lastContact(); t.After(last) {
 			last = t
 		}
+	}
+	if t := s.deg.lastContact(); t.After(last) {
+		last = t
 	}
 	return last
 }
@@ -170,11 +290,7 @@ func projectNode(label string) func(any) (string, lbconfig.Node, bool) {
 		if _, ok := n.Labels[label]; !ok {
 			return n.Name, out, false
 		}
-		for _, a := range n.Status.Addresses {
-			if a.Type == corev1.NodeInternalIP {
-				out.InternalIPs = append(out.InternalIPs, a.Address)
-			}
-		}
+		out.InternalIPs = internalIPs(n)
 		return n.Name, out, true
 	}
 }
@@ -204,4 +320,26 @@ func projectSlice(obj any) (string, []string, bool) {
 	}
 	sort.Strings(out)
 	return es.Namespace + "/" + es.Name, out, true
+}
+
+// NothingReadable reports that the API refuses both sources of members.
+func (st Status) NothingReadable() bool {
+	return st.NodesForbidden != nil && apierrors.IsForbidden(st.DegradedErr)
+}
+
+// Describe explains a status in one line for logs and readiness.
+func (st Status) Describe() string {
+	who := st.Identity
+	if who == "" {
+		who = "this identity"
+	}
+	switch {
+	case st.NothingReadable():
+		return fmt.Sprintf("%s may read neither the Nodes (%v) nor the default/kubernetes Endpoints (%v): apply manifests/rbac.yaml", who, st.NodesForbidden, st.DegradedErr)
+	case st.NodesForbidden != nil && st.DegradedErr != nil:
+		return fmt.Sprintf("%s may not list and watch Nodes, and reading the default/kubernetes Endpoints failed: %v", who, st.DegradedErr)
+	case st.Mode == ModeDegraded:
+		return fmt.Sprintf("degraded discovery: %s may not list and watch Nodes, backends are the apiservers of the default/kubernetes Endpoints, polled (apply manifests/rbac.yaml to watch Nodes)", who)
+	}
+	return ""
 }

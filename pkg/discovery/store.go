@@ -115,6 +115,14 @@ func (s *projStore[P]) Replace(list []any, _ string) error {
 	return nil
 }
 
+// unsync marks the contents stale: the watch feeding them stopped. The items
+// stay until the next list replaces them.
+func (s *projStore[P]) unsync() {
+	s.mu.Lock()
+	s.synced = false
+	s.mu.Unlock()
+}
+
 func (s *projStore[P]) hasSynced() bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

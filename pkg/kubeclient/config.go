@@ -74,6 +74,7 @@ func Load(path string, apiPort uint16, dialTimeout time.Duration, log logrus.Fie
 	cfg.TLSClientConfig = rest.TLSClientConfig{}
 	cfg.Transport = transport
 	cfg.UserAgent = "haproxy-monitor"
+	cfg.WarningHandler = &warningLog{log: log, seen: map[string]bool{}}
 	// Two small informers; the defaults (5 QPS) would throttle a relist storm
 	// after an outage for no benefit.
 	cfg.QPS, cfg.Burst = 20, 40

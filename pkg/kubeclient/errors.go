@@ -39,3 +39,25 @@ func RouteErrors(log logrus.FieldLogger, every time.Duration) {
 		},
 	}
 }
+
+// warningLog passes the apiserver's warnings (a deprecated API, say) to the
+// log, each text once: degraded discovery reads the deprecated v1 Endpoints
+// on every poll.
+type warningLog struct {
+	log  logrus.FieldLogger
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (w *warningLog) HandleWarningHeader(code int, _ string, text string) {
+	if code != 299 || text == "" {
+		return
+	}
+	w.mu.Lock()
+	seen := w.seen[text]
+	w.seen[text] = true
+	w.mu.Unlock()
+	if !seen {
+		w.log.WithField("source", "apiserver").Warn(text)
+	}
+}

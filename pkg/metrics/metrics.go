@@ -39,6 +39,11 @@ type Metrics struct {
 	ConfigInfo       *prometheus.GaugeVec
 	// RedirectActive is 1 while the VIP → lb-port redirect is installed.
 	RedirectActive prometheus.Gauge
+	// DiscoveryMode is 1 for the source members come from: watch,
+	// degraded or none.
+	DiscoveryMode *prometheus.GaugeVec
+	// APIForbidden is 1 per resource the API refuses to this identity.
+	APIForbidden *prometheus.GaugeVec
 }
 
 // New registers the metrics.
@@ -73,9 +78,15 @@ func New() *Metrics {
 			Help: "1 for the SHA-256 of the configuration on disk."}, []string{"sha256"}),
 		RedirectActive: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "api_redirect_active",
 			Help: "1 while the VIP:api-port to lb-port nftables redirect is installed."}),
+		DiscoveryMode: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "discovery_mode",
+			Help: "1 for where the members come from: watch (Node watches), degraded (default/kubernetes Endpoints, polled) or none."}, []string{"mode"}),
+		APIForbidden: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "api_forbidden",
+			Help: "1 while the API refuses this identity the resource: nodes, endpointslices, endpoints."}, []string{"resource"}),
 	}
 	r.MustRegister(m.Backends, m.Renders, m.Writes, m.Reloads, m.ReloadRetries, m.Verifications,
-		m.APIRequests, m.EventToReload, m.ReloadToServing, m.ConfigGeneration, m.ConfigInfo, m.RedirectActive)
+		m.APIRequests, m.EventToReload, m.ReloadToServing, m.ConfigGeneration, m.ConfigInfo, m.RedirectActive,
+		m.DiscoveryMode, m.APIForbidden)
+	m.SetDiscovery("none", false, false, false)
 	// Zero series exist from the start so rates work before the first event.
 	for _, res := range []string{"delivered", "failed"} {
 		m.Reloads.WithLabelValues(res)
@@ -97,6 +108,23 @@ func (m *Metrics) WatchLastContact(last func() time.Time) {
 			}
 			return -1
 		}))
+}
+
+// SetDiscovery records the discovery mode and which resources are refused.
+func (m *Metrics) SetDiscovery(mode string, nodes, slices, endpoints bool) {
+	for _, md := range []string{"none", "watch", "degraded"} {
+		m.DiscoveryMode.WithLabelValues(md).Set(b2f(md == mode))
+	}
+	m.APIForbidden.WithLabelValues("nodes").Set(b2f(nodes))
+	m.APIForbidden.WithLabelValues("endpointslices").Set(b2f(slices))
+	m.APIForbidden.WithLabelValues("endpoints").Set(b2f(endpoints))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // SetConfigHash records the hash of the configuration now on disk.

@@ -1,14 +1,17 @@
 package monitor
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/reload"
 )
 
@@ -26,9 +29,12 @@ type state struct {
 	reloadFailed time.Time // start of the current delivery failure streak
 	verifyErr    error
 	apiDown      func() bool
+	discovery    func() discovery.Status
 }
 
-func newState() *state { return &state{lastBeat: time.Now(), apiDown: func() bool { return false }} }
+func newState() *state {
+	return &state{lastBeat: time.Now(), apiDown: func() bool { return false }, discovery: func() discovery.Status { return discovery.Status{} }}
+}
 
 func (s *state) beat() {
 	s.mu.Lock()
@@ -93,9 +99,20 @@ func (s *state) healthy(interval time.Duration) error {
 // is in use while the API cannot be reached, and haproxy was told about it.
 // The note qualifies a ready answer.
 func (s *state) ready() (note string, err error) {
+	disc := s.discovery()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	note, err = s.readyLocked(disc)
+	if err == nil && disc.Mode == discovery.ModeDegraded {
+		note = strings.TrimPrefix(note+"; "+disc.Describe(), "; ")
+	}
+	return note, err
+}
+
+func (s *state) readyLocked(disc discovery.Status) (note string, err error) {
 	switch {
+	case disc.NothingReadable():
+		return "", errors.New(disc.Describe())
 	case !s.synced && !s.onDisk:
 		return "", fmt.Errorf("API caches not synced yet and no configuration on disk")
 	case s.applyErr != nil:

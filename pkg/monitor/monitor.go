@@ -16,6 +16,7 @@ import (
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/apply"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/firewall"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/haproxycfg"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/kubeclient"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/lbconfig"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/metrics"
@@ -46,6 +47,7 @@ type Monitor struct {
 	// Owned by the loop goroutine.
 	applied    []lbconfig.Backend // backends of the last config written or found on disk
 	lastSkips  string
+	lastStatus discovery.Status
 	retryDelay time.Duration
 
 	// eventAt is the first API event behind the change awaiting delivery;
@@ -113,7 +115,7 @@ func newMonitor(cfg Config, client discovery.Client, met *metrics.Metrics) (*Mon
 	m := &Monitor{
 		cfg:      cfg,
 		log:      cfg.Log,
-		source:   discovery.New(client),
+		source:   discovery.New(client, discovery.Options{PollInterval: cfg.CheckInterval}),
 		renderer: r,
 		file:     file,
 		notifier: reload.NewNotifier(cfg.ReloadSocket, cfg.Log),
@@ -124,9 +126,15 @@ func newMonitor(cfg Config, client discovery.Client, met *metrics.Metrics) (*Mon
 	m.verify = newVerifier(cfg.StatsSocket, cfg.VerifyTimeout, cfg.CheckInterval, m.metrics, m.state, cfg.Log)
 	m.verify.retry = m.notifier.Request
 	m.notifier.OnResult = m.reloadResult
+	m.state.discovery = m.source.Status
 	if old, err := file.Read(); err == nil && len(old) > 0 {
 		m.metrics.SetConfigHash(sha(old))
 		m.state.setOnDisk(true)
+		// The names the servers have on disk, so degraded discovery (which
+		// sees only addresses) keeps them.
+		for _, s := range haproxycfg.Servers(old) {
+			m.applied = append(m.applied, lbconfig.Backend{Host: s.Name, Address: s.Address, Port: s.Port})
+		}
 	}
 	return m, nil
 }
@@ -181,12 +189,14 @@ func (m *Monitor) loop(ctx context.Context, synced <-chan struct{}) {
 		case <-ctx.Done():
 			return
 		case <-heartbeat.C:
+			m.noteDiscovery()
 		case <-waitingSync:
 			waitingSync = nil
 			m.state.setSynced()
 			m.log.Info("API caches synced")
 			debounce.now()
 		case <-m.source.Changes():
+			m.noteDiscovery()
 			if waitingSync == nil {
 				debounce.poke()
 			}

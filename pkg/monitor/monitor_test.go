@@ -154,6 +154,11 @@ func start(t *testing.T, cfg Config, listen bool, objs ...*corev1.Node) *harness
 			t.Fatal(err)
 		}
 	}
+	return startClient(t, cfg, listen, client)
+}
+
+func startClient(t *testing.T, cfg Config, listen bool, client kubernetes.Interface) *harness {
+	t.Helper()
 	mon, err := New(cfg, clientset.New(client))
 	if err != nil {
 		t.Fatal(err)
@@ -476,3 +481,5 @@ func TestMonitorReloadsAgainWhenHAProxyDoesNotServe(t *testing.T) {
 		t.Fatalf("ready = %v, want the unconfirmed reload reported", err)
 	}
 }
+
+func writeFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o644) }

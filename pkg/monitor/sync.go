@@ -10,6 +10,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/lbconfig"
 )
 
@@ -20,8 +21,15 @@ func (m *Monitor) sync(ctx context.Context, eventAt time.Time) error {
 	start := time.Now()
 	m.metrics.Renders.Inc()
 	snap := m.source.Snapshot()
+	if snap.Mode == discovery.ModeNone {
+		return nil // no source answers any more; keep what is on disk
+	}
+	nodes := snap.Nodes
+	if snap.Mode == discovery.ModeDegraded {
+		nodes = lbconfig.APIServerNodes(snap.APIServers, snap.Self, m.applied)
+	}
 	opts := m.lbOptions()
-	cfg, skipped := lbconfig.Build(snap.Nodes, opts)
+	cfg, skipped := lbconfig.Build(nodes, opts)
 	m.logSkipped(skipped)
 	m.updateEndpoints(cfg.Backends, snap.APIEndpoints)
 	m.state.setBackends(len(cfg.Backends))
@@ -37,7 +45,7 @@ func (m *Monitor) sync(ctx context.Context, eventAt time.Time) error {
 			// Zero members is far more likely a transient or broken view of
 			// the cluster than the truth; an empty backend list would take
 			// the API down on this node.
-			m.log.WithField("nodes", len(snap.Nodes)).Warn("no usable control-plane backend; keeping the configuration on disk")
+			m.log.WithFields(logrus.Fields{"nodes": len(nodes), "discovery": snap.Mode}).Warn("no usable control-plane backend; keeping the configuration on disk")
 			m.state.applied(nil, "kept last configuration: no backends")
 			return nil
 		}

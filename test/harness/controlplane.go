@@ -176,7 +176,12 @@ func (cp *ControlPlane) startEtcd(bin, addr string, wrap func([]string) []string
 
 func (cp *ControlPlane) writeAuth() error {
 	tokens := cp.Token + ",admin,admin-uid,system:masters\n"
-	return os.WriteFile(filepath.Join(cp.Dir, "tokens.csv"), []byte(tokens), 0o600)
+	if err := os.WriteFile(filepath.Join(cp.Dir, "tokens.csv"), []byte(tokens), 0o600); err != nil {
+		return err
+	}
+	// Client certificates signed by the test CA authenticate nodes, as the
+	// kubelet's do.
+	return os.WriteFile(filepath.Join(cp.Dir, "client-ca.crt"), cp.CA.CertPEM, 0o644)
 }
 
 func (cp *ControlPlane) newAPIServer(bin, name, addr string, port int, saPub, saKey string, opts ControlPlaneOptions) (*APIServer, error) {
@@ -207,7 +212,11 @@ func (cp *ControlPlane) newAPIServer(bin, name, addr string, port int, saPub, sa
 		"--service-account-issuer", "https://kubernetes.default.svc",
 		"--service-account-key-file", saPub, "--service-account-signing-key-file", saKey,
 		"--token-auth-file", filepath.Join(cp.Dir, "tokens.csv"),
-		"--authorization-mode", "RBAC",
+		"--client-ca-file", filepath.Join(cp.Dir, "client-ca.crt"),
+		// As kubeadm, kind and OpenShift run it: a node may read only its
+		// own Node unless RBAC grants more.
+		"--authorization-mode", "Node,RBAC",
+		"--enable-admission-plugins", "NodeRestriction",
 		"--service-cluster-ip-range", serviceCIDR(opts.ServiceCIDR),
 		"--shutdown-delay-duration", "0s",
 		"--v", "0",
@@ -293,7 +302,8 @@ func (cp *ControlPlane) httpClient() *http.Client {
 }
 
 // WriteKubeconfig writes an admin kubeconfig whose server is serverURL,
-// verified against the test CA.
+// verified against the test CA. The monitor never runs with it: only the
+// tests' own API writes do.
 func (cp *ControlPlane) WriteKubeconfig(path, serverURL string) error {
 	cfg := fmt.Sprintf(`apiVersion: v1
 kind: Config
@@ -314,6 +324,58 @@ users:
 	return os.WriteFile(path, []byte(cfg), 0o600)
 }
 
+// WriteNodeKubeconfig writes a kubeconfig like a kubelet's: user
+// system:node:<node> in group system:nodes, authenticated by a client
+// certificate in files next to it (the kubelet's pki directory), server
+// serverURL verified against the test CA.
+func (cp *ControlPlane) WriteNodeKubeconfig(path, serverURL, node string) error {
+	certPEM, keyPEM, err := cp.CA.ClientCert("system:node:"+node, []string{"system:nodes"})
+	if err != nil {
+		return err
+	}
+	pki := filepath.Join(filepath.Dir(path), "pki")
+	if err := os.MkdirAll(pki, 0o700); err != nil {
+		return err
+	}
+	cert := filepath.Join(pki, "kubelet-client-current.pem")
+	if err := os.WriteFile(cert, append(certPEM, keyPEM...), 0o600); err != nil {
+		return err
+	}
+	cfg := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster:
+    server: %s
+    certificate-authority-data: %s
+contexts:
+- name: test
+  context: {cluster: test, user: node}
+current-context: test
+users:
+- name: node
+  user:
+    client-certificate: %s
+    client-key: %s
+`, serverURL, base64.StdEncoding.EncodeToString(cp.CA.CertPEM), cert, cert)
+	return os.WriteFile(path, []byte(cfg), 0o600)
+}
+
+// NodeHTTPClient is an HTTP client presenting node's client certificate (files
+// written under dir), trusting the test CA.
+func (cp *ControlPlane) NodeHTTPClient(dir, node string) (*http.Client, error) {
+	certPEM, keyPEM, err := cp.CA.ClientCert("system:node:"+node, []string{"system:nodes"})
+	if err != nil {
+		return nil, err
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		RootCAs: cp.CA.Pool(), Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}}}, nil
+}
+
 // RESTConfig is an admin client config for serverURL (default: the first
 // apiserver).
 func (cp *ControlPlane) RESTConfig(serverURL string) (*rest.Config, error) {
@@ -330,6 +392,7 @@ func (cp *ControlPlane) RESTConfig(serverURL string) (*rest.Config, error) {
 		return nil, err
 	}
 	cfg.QPS, cfg.Burst = 500, 1000
+	cfg.WarningHandler = rest.NoWarnings{} // the tests write the deprecated v1 Endpoints on purpose
 	return cfg, nil
 }
 

@@ -75,6 +75,11 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	// As README tells an operator: one apply of manifests/rbac.yaml.
+	if err := harness.ApplyRBAC(ctx, client); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	return m.Run()
 }
 

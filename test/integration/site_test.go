@@ -40,8 +40,10 @@ func newSite(t *testing.T) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The monitor runs as the kubelet of master m1 would: its own node
+	// identity, never the tests' admin.
 	kc := filepath.Join(dir, "kubeconfig")
-	if err := cp.WriteKubeconfig(kc, cp.APIServers[0].URL); err != nil {
+	if err := cp.WriteNodeKubeconfig(kc, cp.APIServers[0].URL, "m1"); err != nil {
 		t.Fatal(err)
 	}
 	s := &site{t: t, dir: dir, hap: hap, masters: map[string]*harness.FakeMaster{},

@@ -1,0 +1,144 @@
+package discovery_test
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery/clientset"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery/fakeapi"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/lbconfig"
+)
+
+func startSource(t *testing.T, c *fakeapi.Cluster) *discovery.Source {
+	t.Helper()
+	s := discovery.New(clientset.New(c.Client), discovery.Options{PollInterval: 50 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	s.Start(ctx)
+	t.Cleanup(func() { cancel(); s.Shutdown() })
+	return s
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func names(ns []lbconfig.Node) []string {
+	out := []string{}
+	for _, n := range ns {
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+func TestStartupPerForbiddenResource(t *testing.T) {
+	tests := []struct {
+		name      string
+		deny      []string
+		mode      discovery.Mode
+		nodes     []string
+		endpoints []string
+		// nothing: neither source readable; never synced.
+		nothing bool
+	}{
+		{name: "everything granted", mode: discovery.ModeWatch, nodes: []string{"m1", "m2"},
+			endpoints: []string{"198.18.0.11:6443", "198.18.0.12:6443"}},
+		{name: "EndpointSlice forbidden: optional, watch mode all the same", deny: []string{"endpointslices"},
+			mode: discovery.ModeWatch, nodes: []string{"m1", "m2"}, endpoints: []string{}},
+		{name: "Nodes forbidden: degraded from the Endpoints", deny: []string{"nodes"},
+			mode: discovery.ModeDegraded, endpoints: []string{"198.18.0.11:6443", "198.18.0.12:6443"}},
+		{name: "as a kubelet without the grant: Nodes and EndpointSlice forbidden", deny: []string{"nodes", "endpointslices"},
+			mode: discovery.ModeDegraded, endpoints: []string{"198.18.0.11:6443", "198.18.0.12:6443"}},
+		{name: "nothing readable", deny: []string{"nodes", "endpointslices", "endpoints"}, nothing: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := fakeapi.New("system:node:m1")
+			for _, r := range tc.deny {
+				c.Deny[r].Store(true)
+			}
+			s := startSource(t, c)
+			if tc.nothing {
+				waitFor(t, "both sources to be refused", func() bool { return s.Status().NothingReadable() })
+				if s.HasSynced() || s.Snapshot().Mode != discovery.ModeNone {
+					t.Fatalf("synced with nothing readable: %+v", s.Snapshot())
+				}
+				if st := s.Status(); st.Describe() == "" || st.Identity != "system:node:m1" {
+					t.Errorf("status %+v does not explain itself", st)
+				}
+				return
+			}
+			waitFor(t, "sync", s.HasSynced)
+			// The optional slice watch settles (synced or refused).
+			waitFor(t, "the slice watch to settle", func() bool {
+				st := s.Status()
+				return len(s.Snapshot().APIEndpoints) > 0 || st.SlicesForbidden != nil
+			})
+			snap := s.Snapshot()
+			if snap.Mode != tc.mode {
+				t.Fatalf("mode %v, want %v", snap.Mode, tc.mode)
+			}
+			if got := append([]string{}, snap.APIEndpoints...); !reflect.DeepEqual(got, tc.endpoints) {
+				t.Errorf("API endpoints %v, want %v", got, tc.endpoints)
+			}
+			switch tc.mode {
+			case discovery.ModeWatch:
+				if got := names(snap.Nodes); !reflect.DeepEqual(got, tc.nodes) {
+					t.Errorf("nodes %v, want %v", got, tc.nodes)
+				}
+			case discovery.ModeDegraded:
+				if !reflect.DeepEqual(snap.APIServers, []string{"198.18.0.11", "198.18.0.12"}) || snap.Self.Name != "m1" ||
+					!reflect.DeepEqual(snap.Self.InternalIPs, []string{"198.18.0.11"}) {
+					t.Errorf("degraded snapshot %+v", snap)
+				}
+				if st := s.Status(); st.NodesForbidden == nil || st.Identity != "system:node:m1" || st.Describe() == "" {
+					t.Errorf("status %+v", st)
+				}
+			}
+		})
+	}
+}
+
+// A grant applied while running: the forbidden watch asks again, starts,
+// and takes over from the degraded source.
+func TestGrantAppliedWhileRunning(t *testing.T) {
+	c := fakeapi.New("system:node:m1")
+	c.Deny["nodes"].Store(true)
+	s := startSource(t, c)
+	waitFor(t, "degraded mode", func() bool { return s.Snapshot().Mode == discovery.ModeDegraded })
+	c.Deny["nodes"].Store(false)
+	waitFor(t, "watch mode", func() bool { return s.Snapshot().Mode == discovery.ModeWatch })
+	if got := names(s.Snapshot().Nodes); !reflect.DeepEqual(got, []string{"m1", "m2"}) {
+		t.Fatalf("nodes %v", got)
+	}
+	if s.Status().NodesForbidden != nil {
+		t.Fatal("still forbidden")
+	}
+}
+
+// A grant removed while running: the open watch keeps delivering (the API
+// does not revoke it); when it ends, the list is refused and the degraded
+// source takes over.
+func TestGrantRemovedWhileRunning(t *testing.T) {
+	c := fakeapi.New("system:node:m1")
+	s := startSource(t, c)
+	waitFor(t, "watch mode", func() bool { return s.Snapshot().Mode == discovery.ModeWatch })
+	c.Deny["nodes"].Store(true)
+	if s.Snapshot().Mode != discovery.ModeWatch {
+		t.Fatal("left watch mode while the watch was still open")
+	}
+	c.EndWatches()
+	waitFor(t, "degraded mode", func() bool { return s.Snapshot().Mode == discovery.ModeDegraded })
+	if snap := s.Snapshot(); !reflect.DeepEqual(snap.APIServers, []string{"198.18.0.11", "198.18.0.12"}) {
+		t.Fatalf("degraded snapshot %+v", snap)
+	}
+}

@@ -1,0 +1,69 @@
+// Package haproxycfg reads a rendered haproxy.cfg back: its sections and the
+// server lines of its backends, so the monitor can tell what a file on disk
+// describes without trusting that it rendered it.
+package haproxycfg
+
+import (
+	"net"
+	"strconv"
+	"strings"
+)
+
+// Server is one "server" line of a backend or listen section.
+type Server struct {
+	Section string // the backend (or listen) section's name
+	Name    string
+	Address string // as written, brackets removed
+	Port    uint16
+	// Keywords are the words after the address, in order.
+	Keywords []string
+}
+
+// Servers returns the server lines of every backend and listen section, in
+// file order. Lines it cannot read (no address, a port out of range) are
+// left out: what it returns is only ever a hint about the file.
+func Servers(cfg []byte) []Server {
+	var out []Server
+	section := ""
+	for _, line := range strings.Split(string(cfg), "\n") {
+		f := strings.Fields(stripComment(line))
+		if len(f) == 0 {
+			continue
+		}
+		if sectionKeywords[f[0]] {
+			section = ""
+			if (f[0] == "backend" || f[0] == "listen") && len(f) > 1 {
+				section = f[1]
+			}
+			continue
+		}
+		if section == "" || f[0] != "server" || len(f) < 3 {
+			continue
+		}
+		host, port, err := net.SplitHostPort(f[2])
+		if err != nil {
+			continue
+		}
+		p, err := strconv.ParseUint(port, 10, 16)
+		if err != nil {
+			continue
+		}
+		out = append(out, Server{Section: section, Name: f[1], Address: host, Port: uint16(p), Keywords: f[3:]})
+	}
+	return out
+}
+
+// sectionKeywords start a section wherever they stand (indentation means
+// nothing to haproxy).
+var sectionKeywords = map[string]bool{
+	"global": true, "defaults": true, "frontend": true, "backend": true, "listen": true,
+	"peers": true, "resolvers": true, "userlist": true, "mailers": true, "program": true,
+	"http-errors": true, "ring": true, "cache": true, "crt-store": true, "traces": true,
+}
+
+func stripComment(line string) string {
+	if i := strings.IndexByte(line, '#'); i >= 0 {
+		return line[:i]
+	}
+	return line
+}

@@ -1,0 +1,36 @@
+package haproxycfg
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestServers(t *testing.T) {
+	cfg := `global
+  stats socket /x level admin
+frontend main
+  bind :9445
+  default_backend masters
+  server not-a-backend 198.18.0.9:1
+backend masters
+  option httpchk GET /readyz HTTP/1.0
+  server m1 198.18.0.11:6443 weight 1 check # a comment
+  server m2 [fd00::12]:6443 check
+server unindented 198.18.0.13:6443
+  server noport 198.18.0.14
+  server badport 198.18.0.15:99999
+  #server commented 198.18.0.16:6443
+listen other
+  server x 127.0.0.1:80
+`
+	got := Servers([]byte(cfg))
+	want := []Server{
+		{Section: "masters", Name: "m1", Address: "198.18.0.11", Port: 6443, Keywords: []string{"weight", "1", "check"}},
+		{Section: "masters", Name: "m2", Address: "fd00::12", Port: 6443, Keywords: []string{"check"}},
+		{Section: "masters", Name: "unindented", Address: "198.18.0.13", Port: 6443, Keywords: []string{}},
+		{Section: "other", Name: "x", Address: "127.0.0.1", Port: 80, Keywords: []string{}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got  %+v\nwant %+v", got, want)
+	}
+}
