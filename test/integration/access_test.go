@@ -96,4 +96,3 @@ func (s *site) kubernetesEndpoints(addrs ...string) {
 		}
 	})
 }
-

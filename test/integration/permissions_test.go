@@ -38,7 +38,7 @@ func TestNodeIdentityPermissions(t *testing.T) {
 		allEndpoints = "/api/v1/namespaces/default/endpoints"
 	)
 	type row struct {
-		path                 string
+		path               string
 		without, withGrant int
 	}
 	table := []row{
