@@ -142,3 +142,21 @@ func TestGrantRemovedWhileRunning(t *testing.T) {
 		t.Fatalf("degraded snapshot %+v", snap)
 	}
 }
+
+// Degraded mode's steady cost: per poll interval the Endpoints and the
+// permission probes of the three refused watches, at most four requests.
+func TestDegradedRequestsPerInterval(t *testing.T) {
+	c := fakeapi.New("system:node:m1")
+	c.Deny["nodes"].Store(true)
+	c.Deny["endpointslices"].Store(true)
+	s := startSource(t, c)
+	waitFor(t, "degraded mode", func() bool { return s.Snapshot().Mode == discovery.ModeDegraded })
+	before := len(c.Client.Actions())
+	const intervals = 20
+	time.Sleep(intervals * 50 * time.Millisecond) // the measurement window
+	got := len(c.Client.Actions()) - before
+	t.Logf("%d requests in %d intervals", got, intervals)
+	if got > 4*intervals+4 || got < intervals {
+		t.Fatalf("%d requests in %d poll intervals, want about 4 per interval", got, intervals)
+	}
+}

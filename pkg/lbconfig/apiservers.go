@@ -93,3 +93,27 @@ func itoa(i int) string {
 	}
 	return string(b)
 }
+
+// MaxRememberedNames bounds the name memory degraded discovery draws on.
+const MaxRememberedNames = 64
+
+// RememberNames returns the name memory after backends were applied: their
+// names first, then the remembered names of other addresses, most recent
+// first, at most MaxRememberedNames. A master that leaves the Endpoints for
+// a moment (its apiserver restarting) gets its name back when it returns.
+func RememberNames(known, backends []Backend) []Backend {
+	out := make([]Backend, 0, min(len(known)+len(backends), MaxRememberedNames))
+	seen := map[string]bool{}
+	for _, list := range [][]Backend{backends, known} {
+		for _, b := range list {
+			if len(out) == MaxRememberedNames {
+				return out
+			}
+			if !seen[b.Address] {
+				seen[b.Address] = true
+				out = append(out, b)
+			}
+		}
+	}
+	return out
+}

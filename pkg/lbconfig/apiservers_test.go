@@ -61,3 +61,19 @@ func FuzzAPIServerNodes(f *testing.F) {
 		}
 	})
 }
+
+func TestRememberNames(t *testing.T) {
+	known := []Backend{{Host: "m1", Address: "198.18.0.11"}, {Host: "m2", Address: "198.18.0.12"}}
+	got := RememberNames(known, []Backend{{Host: "m1", Address: "198.18.0.21"}, {Host: "m3", Address: "198.18.0.12"}})
+	want := []Backend{{Host: "m1", Address: "198.18.0.21"}, {Host: "m3", Address: "198.18.0.12"}, {Host: "m1", Address: "198.18.0.11"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	var many []Backend
+	for i := 0; i < 2*MaxRememberedNames; i++ {
+		many = append(many, Backend{Host: "n" + itoa(i), Address: "198.18.1." + itoa(i)})
+	}
+	if got := RememberNames(many, known); len(got) != MaxRememberedNames || got[0] != known[0] || got[2] != many[0] {
+		t.Fatalf("bounded memory: %d entries, starting %v", len(got), got[:3])
+	}
+}

@@ -1,5 +1,7 @@
 package monitor
 
+//lint:file-ignore SA1019 v1 Endpoints default/kubernetes is the one member source a node may read without a grant (README, Permissions)
+
 import (
 	"context"
 	"strings"
@@ -73,10 +75,17 @@ func TestMonitorSwitchesSourcesWithoutReload(t *testing.T) {
 	h.waitServers("m1=198.18.0.11:6443", "m2=198.18.0.12:6443", "apiserver-198-18-0-13=198.18.0.13:6443")
 	h.waitReloads(2)
 	h.ready(t, "degraded discovery")
+	// m2's apiserver restarts: it leaves the Endpoints and comes back under
+	// its own name.
+	setEndpoints(t, c, "198.18.0.11", "198.18.0.13")
+	h.waitServers("m1=198.18.0.11:6443", "apiserver-198-18-0-13=198.18.0.13:6443")
+	setEndpoints(t, c, "198.18.0.11", "198.18.0.12", "198.18.0.13")
+	h.waitServers("m1=198.18.0.11:6443", "m2=198.18.0.12:6443", "apiserver-198-18-0-13=198.18.0.13:6443")
+	h.waitReloads(4)
 
 	c.Deny["nodes"].Store(false)
 	h.waitServers("m1=198.18.0.11:6443", "m2=198.18.0.12:6443")
-	h.waitReloads(3)
+	h.waitReloads(5)
 	eventually(t, "watch mode and a plain ok", func() bool {
 		note, err := h.mon.state.ready()
 		return err == nil && note == "" && h.mon.source.Status().Mode == discovery.ModeWatch

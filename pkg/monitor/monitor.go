@@ -46,6 +46,7 @@ type Monitor struct {
 
 	// Owned by the loop goroutine.
 	applied    []lbconfig.Backend // backends of the last config written or found on disk
+	names      []lbconfig.Backend // name memory for degraded discovery (lbconfig.RememberNames)
 	lastSkips  string
 	lastStatus discovery.Status
 	retryDelay time.Duration
@@ -133,7 +134,7 @@ func newMonitor(cfg Config, client discovery.Client, met *metrics.Metrics) (*Mon
 		// The names the servers have on disk, so degraded discovery (which
 		// sees only addresses) keeps them.
 		for _, s := range haproxycfg.Servers(old) {
-			m.applied = append(m.applied, lbconfig.Backend{Host: s.Name, Address: s.Address, Port: s.Port})
+			m.names = append(m.names, lbconfig.Backend{Host: s.Name, Address: s.Address, Port: s.Port})
 		}
 	}
 	return m, nil

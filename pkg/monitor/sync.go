@@ -26,7 +26,7 @@ func (m *Monitor) sync(ctx context.Context, eventAt time.Time) error {
 	}
 	nodes := snap.Nodes
 	if snap.Mode == discovery.ModeDegraded {
-		nodes = lbconfig.APIServerNodes(snap.APIServers, snap.Self, m.applied)
+		nodes = lbconfig.APIServerNodes(snap.APIServers, snap.Self, m.names)
 	}
 	opts := m.lbOptions()
 	cfg, skipped := lbconfig.Build(nodes, opts)
@@ -69,6 +69,7 @@ func (m *Monitor) sync(ctx context.Context, eventAt time.Time) error {
 func (m *Monitor) afterApply(changed bool, backends []lbconfig.Backend, data []byte, eventAt, start time.Time) {
 	added, removed := diffBackends(m.applied, backends)
 	m.applied = backends
+	m.names = lbconfig.RememberNames(m.names, backends)
 	m.verify.expect(backends)
 	if !changed {
 		return

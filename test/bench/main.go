@@ -89,8 +89,13 @@ func run(c config) error {
 	if b.client, err = b.cp.Client(); err != nil {
 		return err
 	}
+	// Both monitors run as a master's kubelet would, with the grant of
+	// manifests/rbac.yaml (the original's LIST of Nodes needs it as well).
+	if err := harness.ApplyRBAC(ctx, b.client); err != nil {
+		return err
+	}
 	b.kubeconfig = filepath.Join(dir, "kubeconfig")
-	if err := b.cp.WriteKubeconfig(b.kubeconfig, b.cp.APIServers[0].URL); err != nil {
+	if err := b.cp.WriteNodeKubeconfig(b.kubeconfig, b.cp.APIServers[0].URL, "m1"); err != nil {
 		return err
 	}
 	if b.oursBin, err = harness.MonitorBinary(dir); err != nil {

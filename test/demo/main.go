@@ -92,10 +92,16 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	kc := filepath.Join(dir, "kubeconfig")
-	if err := cp.WriteKubeconfig(kc, cp.APIServers[0].URL); err != nil {
+	// As deployed: the kubelet's identity for master-0, with the grant of
+	// manifests/rbac.yaml applied once.
+	if err := harness.ApplyRBAC(ctx, client); err != nil {
 		return err
 	}
+	kc := filepath.Join(dir, "kubeconfig")
+	if err := cp.WriteNodeKubeconfig(kc, cp.APIServers[0].URL, "master-0"); err != nil {
+		return err
+	}
+	fmt.Println("  identity system:node:master-0 (client certificate), manifests/rbac.yaml applied")
 	args := harness.MonitorArgs{Kubeconfig: kc, HAProxy: hap, APIPort: port, VIPs: "127.0.0.100"}
 	fmt.Printf("  monitor %s\n", strings.Join(args.Argv()[:3], " "))
 	mon, err := harness.StartMonitor(bin, filepath.Join(dir, "monitor.log"), args)

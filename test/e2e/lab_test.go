@@ -24,7 +24,12 @@ import (
 	"github.com/haproxy-monitor/haproxy-monitor/test/harness"
 )
 
-const apiPort = 6443
+const (
+	apiPort = 6443
+	// monitorHealthPort serves the monitor's /readyz on each master's own
+	// loopback.
+	monitorHealthPort = 29446
+)
 
 var masters = []string{"m0", "m1", "m2"}
 
@@ -65,6 +70,7 @@ type lab struct {
 	masters []*master
 	loadgen string
 	caFile  string
+	monitor string // the monitor binary
 }
 
 var L *lab
@@ -123,8 +129,7 @@ func setup(fam family, tag string) (*lab, error) {
 	if l.loadgen, err = buildTool(dir, "./test/e2e/loadgen", "loadgen"); err != nil {
 		return l, err
 	}
-	monitorBin, err := harness.MonitorBinary(dir)
-	if err != nil {
+	if l.monitor, err = harness.MonitorBinary(dir); err != nil {
 		return l, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -146,6 +151,9 @@ func setup(fam family, tag string) (*lab, error) {
 	if l.client, err = l.cp.Client(); err != nil {
 		return l, err
 	}
+	if err := harness.ApplyRBAC(ctx, l.client); err != nil {
+		return l, err
+	}
 	l.caFile = filepath.Join(dir, "ca.crt")
 	if err := os.WriteFile(l.caFile, l.cp.CA.CertPEM, 0o644); err != nil {
 		return l, err
@@ -157,7 +165,7 @@ func setup(fam family, tag string) (*lab, error) {
 		}
 	}
 	for i, name := range masters {
-		m, err := l.startMaster(i, name, monitorBin)
+		m, err := l.startMaster(i, name)
 		if err != nil {
 			return l, err
 		}
@@ -181,7 +189,7 @@ func setup(fam family, tag string) (*lab, error) {
 	return l, nil
 }
 
-func (l *lab) startMaster(i int, name, monitorBin string) (*master, error) {
+func (l *lab) startMaster(i int, name string) (*master, error) {
 	dir := filepath.Join(l.dir, name)
 	hap, err := harness.PrepareHAProxyPorts(dir, 9445, 29445, 50936)
 	if err != nil {
@@ -192,15 +200,16 @@ func (l *lab) startMaster(i int, name, monitorBin string) (*master, error) {
 		return nil, err
 	}
 	m := &master{name: name, hap: hap}
-	// The kubelet's kubeconfig names the VIP, as api-int does: the monitor
-	// must get to the API without the load balancer it configures.
+	// The kubelet's kubeconfig: this node's identity, and a server naming
+	// the VIP, as api-int does: the monitor must get to the API without the
+	// load balancer it configures.
 	kc := filepath.Join(dir, "kubeconfig")
-	if err := l.cp.WriteKubeconfig(kc, "https://"+net.JoinHostPort(l.vip, "6443")); err != nil {
+	if err := l.cp.WriteNodeKubeconfig(kc, "https://"+net.JoinHostPort(l.vip, "6443"), name); err != nil {
 		return nil, err
 	}
-	m.margs = harness.MonitorArgs{Kubeconfig: kc, HAProxy: hap, APIPort: apiPort, VIPs: l.vip,
+	m.margs = harness.MonitorArgs{Kubeconfig: kc, HAProxy: hap, APIPort: apiPort, VIPs: l.vip, HealthPort: monitorHealthPort,
 		Extra: []string{"--api-redirect=true", "--check-interval", "1s", "--lb-port", "9445", "--stat-port", "29445"}}
-	if err := l.startMonitor(m, monitorBin); err != nil {
+	if err := l.startMonitor(m); err != nil {
 		return nil, err
 	}
 	conf, err := keepalived.Render(filepath.Join(repoRoot(), "templates", "keepalived.conf.tmpl"), keepalived.Config{
@@ -221,11 +230,23 @@ func (l *lab) startMaster(i int, name, monitorBin string) (*master, error) {
 	return m, err
 }
 
-func (l *lab) startMonitor(m *master, bin string) error {
+func (l *lab) startMonitor(m *master) error {
 	p, err := harness.StartProcess("monitor", filepath.Join(l.dir, m.name, "monitor.log"), nil,
-		l.net.Wrap(m.name, append([]string{bin}, m.margs.Argv()...))...)
+		l.net.Wrap(m.name, append([]string{l.monitor}, m.margs.Argv()...))...)
 	m.mon = p
 	return err
+}
+
+// readyz is the monitor's /readyz answer on master name: "200 ok..." or
+// "503 ...".
+func (l *lab) readyz(name string) string {
+	out, _ := l.net.Run(name, "curl", "-s", "--max-time", "2", "-w", "\n%{http_code}", fmt.Sprintf("http://127.0.0.1:%d/readyz", monitorHealthPort))
+	out = strings.TrimSpace(out)
+	i := strings.LastIndex(out, "\n")
+	if i < 0 {
+		return out
+	}
+	return out[i+1:] + " " + strings.TrimSpace(out[:i])
 }
 
 // holder is the master that has the VIP, or "".

@@ -329,7 +329,12 @@ users:
 // certificate in files next to it (the kubelet's pki directory), server
 // serverURL verified against the test CA.
 func (cp *ControlPlane) WriteNodeKubeconfig(path, serverURL, node string) error {
-	certPEM, keyPEM, err := cp.CA.ClientCert("system:node:"+node, []string{"system:nodes"})
+	return cp.WriteCertKubeconfig(path, serverURL, "system:node:"+node, "system:nodes")
+}
+
+// WriteCertKubeconfig is WriteNodeKubeconfig for any user and groups.
+func (cp *ControlPlane) WriteCertKubeconfig(path, serverURL, user string, groups ...string) error {
+	certPEM, keyPEM, err := cp.CA.ClientCert(user, groups)
 	if err != nil {
 		return err
 	}

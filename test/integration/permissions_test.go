@@ -3,9 +3,11 @@ package integration
 import (
 	"context"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/haproxy-monitor/haproxy-monitor/test/harness"
 )
@@ -81,4 +83,34 @@ func TestNodeIdentityPermissions(t *testing.T) {
 	}
 	waitAuthorized(t, c, nodesByLabel)
 	check(true)
+}
+
+// An identity that may read neither the Nodes nor the kubernetes Endpoints
+// (not a node, no grant): the monitor says so in its log and /readyz, keeps
+// running (a grant may come), and leaves the file on disk alone.
+func TestIdentityThatMayReadNothing(t *testing.T) {
+	s := newSite(t)
+	port, err := harness.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.args.HealthPort = port
+	if err := cp.WriteCertKubeconfig(s.args.Kubeconfig, cp.APIServers[0].URL, "nobody", "nobodies"); err != nil {
+		t.Fatal(err)
+	}
+	s.node("m1", harness.MasterLabel, 11)
+	const precious = "# precious, must survive\n"
+	if err := os.WriteFile(s.hap.CfgPath, []byte(precious), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.startHAProxy()
+	s.startMonitor()
+	s.waitLog(30*time.Second, "no readable source of control-plane members")
+	code, body := harness.Readyz(port)
+	if code != 503 || !strings.Contains(body, "nobody may read neither the Nodes") || !strings.Contains(body, "manifests/rbac.yaml") {
+		t.Errorf("/readyz = %d %q, want 503 naming the identity and the fix", code, body)
+	}
+	if !harness.FileUnchanged(s.hap.CfgPath, []byte(precious)) || s.hap.ReloadsReceived() != 0 || s.mon.Exited() {
+		t.Fatalf("cfg changed, %d reloads, or the monitor exited (%v)", s.hap.ReloadsReceived(), s.mon.Exited())
+	}
 }
