@@ -9,6 +9,7 @@ targets=(
   "./pkg/lbconfig FuzzValidateNodeName 300000x"
   "./pkg/lbconfig FuzzParseAddress 100000x"
   "./pkg/render FuzzRender 200000x"
+  "./pkg/lbconfig FuzzAPIServerNodes 100000x"
 )
 for t in "${targets[@]}"; do
   read -r pkg name budget <<<"$t"

@@ -18,7 +18,6 @@ import (
 
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/kubeclient"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/monitor"
-	"github.com/haproxy-monitor/haproxy-monitor/pkg/reload"
 )
 
 func main() {
@@ -28,7 +27,8 @@ func main() {
 }
 
 func newCommand() *cobra.Command {
-	cfg := monitor.Config{}
+	cfg := monitor.DefaultConfig()
+	def := monitor.DefaultConfig()
 	var apiVIP net.IP
 	var apiVIPs []net.IP
 	var logLevel string
@@ -75,26 +75,26 @@ func newCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	// The original's flags, names, types and defaults unchanged.
-	f.Uint16Var(&cfg.APIPort, "api-port", 6443, "Port where the OpenShift API listens")
-	f.Uint16Var(&cfg.LBPort, "lb-port", 9445, "Port where the API HAProxy LB will listen")
-	f.Uint16Var(&cfg.StatPort, "stat-port", 29445, "Port where the HAProxy stats API will listen")
-	f.DurationVar(&cfg.CheckInterval, "check-interval", 6*time.Second, "Time between monitor checks")
+	f.Uint16Var(&cfg.APIPort, "api-port", def.APIPort, "Port where the OpenShift API listens")
+	f.Uint16Var(&cfg.LBPort, "lb-port", def.LBPort, "Port where the API HAProxy LB will listen")
+	f.Uint16Var(&cfg.StatPort, "stat-port", def.StatPort, "Port where the HAProxy stats API will listen")
+	f.DurationVar(&cfg.CheckInterval, "check-interval", def.CheckInterval, "Time between monitor checks")
 	f.IPVar(&apiVIP, "api-vip", nil, "DEPRECATED: Virtual IP Address to reach the OpenShift API")
 	f.IPSliceVar(&apiVIPs, "api-vips", nil, "Virtual IP Addresses to reach the OpenShift API")
 	_ = f.MarkDeprecated("api-vip", "use --api-vips")
 	// Ours.
-	f.StringVar(&cfg.ReloadSocket, "reload-socket", reload.DefaultSocket, "Unix socket of the haproxy container's reloader")
-	f.DurationVar(&cfg.Debounce, "debounce", 150*time.Millisecond, "Quiet time after a change before rendering")
-	f.DurationVar(&cfg.MaxDebounce, "max-debounce", time.Second, "Longest a render waits while changes keep coming")
-	f.DurationVar(&cfg.APITimeout, "api-timeout", 2*time.Second, "Connect timeout for each apiserver endpoint tried")
-	f.StringVar(&cfg.HAProxyBinary, "haproxy-binary", "haproxy", "haproxy used to validate each new config with -c; empty disables")
-	f.StringVar(&cfg.HealthAddr, "metrics-bind-address", "127.0.0.1:29446", "Address serving /metrics, /healthz and /readyz; empty disables")
-	f.StringVar(&cfg.StatsSocket, "haproxy-stats-socket", "/var/run/haproxy/haproxy-stats.sock", "Read-only haproxy runtime API socket used to confirm reloads and export backend states; empty disables")
-	f.DurationVar(&cfg.VerifyTimeout, "reload-verify-timeout", 10*time.Second, "How long a delivered reload may take to show in haproxy's runtime API")
-	f.BoolVar(&cfg.Redirect, "api-redirect", true, "Redirect VIP:api-port to lb-port with nftables while haproxy reports the API reachable")
-	f.StringVar(&cfg.RedirectProbeURL, "redirect-probe-url", "http://127.0.0.1:50936/haproxy_ready", "haproxy monitor-uri probed once per check interval for the redirect")
-	f.IntVar(&cfg.RedirectOnAfter, "redirect-on-after", 3, "Consecutive good probes before the redirect goes in")
-	f.IntVar(&cfg.RedirectOffAfter, "redirect-off-after", 11, "Consecutive bad probes before the redirect comes out")
+	f.StringVar(&cfg.ReloadSocket, "reload-socket", def.ReloadSocket, "Unix socket of the haproxy container's reloader")
+	f.DurationVar(&cfg.Debounce, "debounce", def.Debounce, "A change after a quiet period renders at once; later ones wait this long for more")
+	f.DurationVar(&cfg.MaxDebounce, "max-debounce", def.MaxDebounce, "Longest a render waits while changes keep coming")
+	f.DurationVar(&cfg.APITimeout, "api-timeout", def.APITimeout, "Connect timeout for each apiserver endpoint tried")
+	f.StringVar(&cfg.HAProxyBinary, "haproxy-binary", def.HAProxyBinary, "haproxy used to validate each new config with -c; empty disables")
+	f.StringVar(&cfg.HealthAddr, "metrics-bind-address", def.HealthAddr, "Address serving /metrics, /healthz and /readyz; empty disables")
+	f.StringVar(&cfg.StatsSocket, "haproxy-stats-socket", def.StatsSocket, "haproxy runtime API socket used to confirm reloads and export backend states; empty disables")
+	f.DurationVar(&cfg.VerifyTimeout, "reload-verify-timeout", def.VerifyTimeout, "How long a delivered reload may take to show in haproxy's runtime API")
+	f.BoolVar(&cfg.Redirect, "api-redirect", def.Redirect, "Redirect VIP:api-port to lb-port with nftables while haproxy reports the API reachable")
+	f.StringVar(&cfg.RedirectProbeURL, "redirect-probe-url", def.RedirectProbeURL, "haproxy monitor-uri probed once per check interval for the redirect")
+	f.IntVar(&cfg.RedirectOnAfter, "redirect-on-after", def.RedirectOnAfter, "Consecutive good probes before the redirect goes in")
+	f.IntVar(&cfg.RedirectOffAfter, "redirect-off-after", def.RedirectOffAfter, "Consecutive bad probes before it comes out")
 	f.StringVar(&logLevel, "log-level", "info", "Log level: debug, info, warn, error")
 	return cmd
 }

@@ -83,3 +83,17 @@ func TestVIPList(t *testing.T) {
 		}
 	}
 }
+
+func TestFindHAProxy(t *testing.T) {
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	if p, err := findHAProxy("sh", false, log); err != nil || !strings.HasSuffix(p, "/sh") {
+		t.Errorf("an installed binary: %q, %v", p, err)
+	}
+	if p, err := findHAProxy("no-such-haproxy-binary", false, log); err != nil || p != "" {
+		t.Errorf("the default, not installed: %q, %v; want validation off", p, err)
+	}
+	if _, err := findHAProxy("no-such-haproxy-binary", true, log); err == nil {
+		t.Error("an explicit binary that is missing was accepted")
+	}
+}

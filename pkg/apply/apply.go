@@ -14,12 +14,47 @@ import (
 // one; nil accepts everything.
 type Validator func(ctx context.Context, path string) error
 
+// Stages of an apply, as StageError reports them.
+const (
+	StageWrite    = "write"    // reading the old file, writing the candidate, replacing
+	StageValidate = "validate" // the Validator refused the candidate
+	StageSync     = "sync"     // replaced, but the directory entry could not be synced
+)
+
+// StageError is an apply failure and the stage it happened in. At StageSync
+// the new file is in place (Apply reports changed): only its durability
+// across a power loss is in doubt, so haproxy must still be told.
+type StageError struct {
+	Stage string
+	Err   error
+}
+
+func (e *StageError) Error() string { return e.Err.Error() }
+func (e *StageError) Unwrap() error { return e.Err }
+
+// Stage returns the stage of an apply error, "" for other errors.
+func Stage(err error) string {
+	var se *StageError
+	if errors.As(err, &se) {
+		return se.Stage
+	}
+	return ""
+}
+
+func stageErr(stage string, format string, a ...any) error {
+	return &StageError{Stage: stage, Err: fmt.Errorf(format, a...)}
+}
+
 // File is the configuration file the monitor owns.
 type File struct {
 	Path     string
 	Validate Validator
 	// DefaultMode is used when the file does not exist yet.
 	DefaultMode fs.FileMode
+
+	// SyncDir makes the rename durable; nil fsyncs the directory. Tests
+	// inject failures here.
+	SyncDir func(dir string) error
 
 	// beforeRename lets tests crash between the write and the rename.
 	beforeRename func()
@@ -42,7 +77,7 @@ func (f *File) Read() ([]byte, error) {
 func (f *File) Apply(ctx context.Context, data []byte) (changed bool, err error) {
 	old, err := f.Read()
 	if err != nil {
-		return false, err
+		return false, &StageError{Stage: StageWrite, Err: err}
 	}
 	if old != nil && bytes.Equal(old, data) {
 		return false, nil
@@ -58,7 +93,7 @@ func (f *File) Apply(ctx context.Context, data []byte) (changed bool, err error)
 	dir := filepath.Dir(f.Path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.Path)+".tmp-*")
 	if err != nil {
-		return false, fmt.Errorf("writing %s: %w", f.Path, err)
+		return false, stageErr(StageWrite, "writing %s: %w", f.Path, err)
 	}
 	tmpName := tmp.Name()
 	keep := false
@@ -68,23 +103,27 @@ func (f *File) Apply(ctx context.Context, data []byte) (changed bool, err error)
 		}
 	}()
 	if err := writeSynced(tmp, data, mode); err != nil {
-		return false, fmt.Errorf("writing %s: %w", tmpName, err)
+		return false, stageErr(StageWrite, "writing %s: %w", tmpName, err)
 	}
 	if f.Validate != nil {
 		if err := f.Validate(ctx, tmpName); err != nil {
-			return false, fmt.Errorf("validating new %s: %w", f.Path, err)
+			return false, stageErr(StageValidate, "validating new %s: %w", f.Path, err)
 		}
 	}
 	if f.beforeRename != nil {
 		f.beforeRename()
 	}
 	if err := os.Rename(tmpName, f.Path); err != nil {
-		return false, fmt.Errorf("replacing %s: %w", f.Path, err)
+		return false, stageErr(StageWrite, "replacing %s: %w", f.Path, err)
 	}
 	keep = true
 	// The rename is durable only once the directory entry is on disk.
-	if err := syncDir(dir); err != nil {
-		return true, fmt.Errorf("syncing %s: %w", dir, err)
+	sync := f.SyncDir
+	if sync == nil {
+		sync = syncDir
+	}
+	if err := sync(dir); err != nil {
+		return true, stageErr(StageSync, "%s replaced, but syncing %s failed: %w", f.Path, dir, err)
 	}
 	return true, nil
 }

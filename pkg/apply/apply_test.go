@@ -164,3 +164,26 @@ func assertNoTempFiles(t *testing.T, dir string) {
 		}
 	}
 }
+
+// Each failure names its stage; a directory sync failing after the rename
+// reports the file as changed (it is in place) with StageSync.
+func TestApplyStages(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "haproxy.cfg")
+	f := &File{Path: path, SyncDir: func(string) error { return errors.New("injected fsync failure") }}
+	changed, err := f.Apply(context.Background(), []byte("new\n"))
+	if !changed || Stage(err) != StageSync || !strings.Contains(err.Error(), "injected") {
+		t.Fatalf("Apply = %v, %v; want changed with a sync-stage error", changed, err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "new\n" {
+		t.Fatalf("file holds %q", b)
+	}
+	f = &File{Path: path, Validate: func(context.Context, string) error { return errors.New("refused") }}
+	if changed, err := f.Apply(context.Background(), []byte("other\n")); changed || Stage(err) != StageValidate {
+		t.Fatalf("Apply = %v, %v; want a validate-stage error", changed, err)
+	}
+	f = &File{Path: filepath.Join(dir, "missing-dir", "haproxy.cfg")}
+	if changed, err := f.Apply(context.Background(), []byte("x\n")); changed || Stage(err) != StageWrite {
+		t.Fatalf("Apply = %v, %v; want a write-stage error", changed, err)
+	}
+}

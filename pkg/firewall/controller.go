@@ -25,8 +25,12 @@ type Controller struct {
 	Interval   time.Duration
 	Hysteresis Hysteresis
 	Log        logrus.FieldLogger
-	// OnChange, if set, is called with the new state.
-	OnChange func(active bool)
+	// Installed, if set, is called whenever the rules' real state changes:
+	// true once they were ensured, false once removed or when ensuring them
+	// failed.
+	Installed func(on bool)
+
+	installed bool
 }
 
 // Run probes until ctx ends, then removes the rules.
@@ -36,6 +40,7 @@ func (c *Controller) Run(ctx context.Context) {
 	if err := c.Rules.Remove(); err != nil {
 		c.Log.WithError(err).Warn("removing leftover API redirect rules")
 	}
+	c.setInstalled(false)
 	t := time.NewTicker(c.Interval)
 	defer t.Stop()
 	for {
@@ -44,8 +49,11 @@ func (c *Controller) Run(ctx context.Context) {
 		case <-ctx.Done():
 			if err := c.Rules.Remove(); err != nil {
 				c.Log.WithError(err).Error("removing API redirect rules on shutdown")
-			} else if c.Hysteresis.Active() {
-				c.Log.Info("API redirect rules removed on shutdown")
+			} else {
+				if c.installed {
+					c.Log.Info("API redirect rules removed on shutdown")
+				}
+				c.setInstalled(false)
 			}
 			return
 		case <-t.C:
@@ -68,18 +76,31 @@ func (c *Controller) step(ctx context.Context) {
 	case changed:
 		c.Log.WithError(err).Warn("API not reachable through haproxy; removing the VIP redirect")
 	}
-	if changed && c.OnChange != nil {
-		c.OnChange(active)
-	}
-	var ferr error
 	switch {
 	case active && err == nil:
-		ferr = c.Rules.Ensure()
+		// Every good probe while on repairs the rules if they went missing.
+		if ferr := c.Rules.Ensure(); ferr != nil {
+			c.Log.WithError(ferr).Error("installing API redirect rules")
+			c.setInstalled(false)
+		} else {
+			c.setInstalled(true)
+		}
 	case changed && !active:
-		ferr = c.Rules.Remove()
+		if ferr := c.Rules.Remove(); ferr != nil {
+			c.Log.WithError(ferr).Error("removing API redirect rules")
+		} else {
+			c.setInstalled(false)
+		}
 	}
-	if ferr != nil {
-		c.Log.WithError(ferr).Error("updating API redirect rules")
+}
+
+func (c *Controller) setInstalled(on bool) {
+	if on == c.installed {
+		return
+	}
+	c.installed = on
+	if c.Installed != nil {
+		c.Installed(on)
 	}
 }
 

@@ -4,7 +4,7 @@
 package haproxycfg
 
 import (
-	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -40,15 +40,11 @@ func Servers(cfg []byte) []Server {
 		if section == "" || f[0] != "server" || len(f) < 3 {
 			continue
 		}
-		host, port, err := net.SplitHostPort(f[2])
-		if err != nil {
+		host, port, ok := SplitAddress(f[2])
+		if !ok {
 			continue
 		}
-		p, err := strconv.ParseUint(port, 10, 16)
-		if err != nil {
-			continue
-		}
-		out = append(out, Server{Section: section, Name: f[1], Address: host, Port: uint16(p), Keywords: f[3:]})
+		out = append(out, Server{Section: section, Name: f[1], Address: host, Port: port, Keywords: f[3:]})
 	}
 	return out
 }
@@ -66,4 +62,40 @@ func stripComment(line string) string {
 		return line[:i]
 	}
 	return line
+}
+
+// SplitAddress reads a server address the way haproxy does: "[v6]:port",
+// or the last colon separating the port ("fd00::1:6443" is fd00::1 port
+// 6443); without a port it is 0. IP literals come back canonical, as the
+// runtime API prints them.
+func SplitAddress(s string) (host string, port uint16, ok bool) {
+	portText := ""
+	switch {
+	case strings.HasPrefix(s, "["):
+		end := strings.IndexByte(s, ']')
+		rest := ""
+		if end >= 0 {
+			rest = s[end+1:]
+		}
+		if end < 0 || (rest != "" && !strings.HasPrefix(rest, ":")) {
+			return "", 0, false
+		}
+		host, portText = s[1:end], strings.TrimPrefix(rest, ":")
+	case strings.Contains(s, ":"):
+		i := strings.LastIndexByte(s, ':')
+		host, portText = s[:i], s[i+1:]
+	default:
+		host = s
+	}
+	if portText != "" {
+		p, err := strconv.ParseUint(portText, 10, 16)
+		if err != nil {
+			return "", 0, false
+		}
+		port = uint16(p)
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		host = a.Unmap().String()
+	}
+	return host, port, host != ""
 }

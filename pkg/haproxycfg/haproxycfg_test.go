@@ -16,8 +16,10 @@ backend masters
   option httpchk GET /readyz HTTP/1.0
   server m1 198.18.0.11:6443 weight 1 check # a comment
   server m2 [fd00::12]:6443 check
+  server m3 fd00::13:6443 check
 server unindented 198.18.0.13:6443
   server noport 198.18.0.14
+  server badbracket [fd00::1
   server badport 198.18.0.15:99999
   #server commented 198.18.0.16:6443
 listen other
@@ -27,7 +29,9 @@ listen other
 	want := []Server{
 		{Section: "masters", Name: "m1", Address: "198.18.0.11", Port: 6443, Keywords: []string{"weight", "1", "check"}},
 		{Section: "masters", Name: "m2", Address: "fd00::12", Port: 6443, Keywords: []string{"check"}},
+		{Section: "masters", Name: "m3", Address: "fd00::13", Port: 6443, Keywords: []string{"check"}},
 		{Section: "masters", Name: "unindented", Address: "198.18.0.13", Port: 6443, Keywords: []string{}},
+		{Section: "masters", Name: "noport", Address: "198.18.0.14", Port: 0, Keywords: []string{}},
 		{Section: "other", Name: "x", Address: "127.0.0.1", Port: 80, Keywords: []string{}},
 	}
 	if !reflect.DeepEqual(got, want) {

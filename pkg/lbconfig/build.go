@@ -105,3 +105,19 @@ func selectAddress(addrs []netip.Addr, opts Options) (netip.Addr, bool) {
 	}
 	return netip.Addr{}, false
 }
+
+// VIPSubnets finds, for each VIP, the first local prefix that contains it;
+// the zero Prefix where none does. Host prefixes (/32, /128) are ignored:
+// keepalived adds the VIP itself that way, and no node address lies in it.
+func VIPSubnets(vips []netip.Addr, local []netip.Prefix) []netip.Prefix {
+	out := make([]netip.Prefix, len(vips))
+	for i, v := range vips {
+		for _, p := range local {
+			if p.Bits() < p.Addr().BitLen() && p.Contains(v.Unmap()) {
+				out[i] = p
+				break
+			}
+		}
+	}
+	return out
+}

@@ -181,3 +181,13 @@ func TestBuildIsOrderIndependent(t *testing.T) {
 		t.Fatalf("input order changed the result: %+v vs %+v", ca, cb)
 	}
 }
+
+func TestVIPSubnets(t *testing.T) {
+	p := netip.MustParsePrefix
+	local := []netip.Prefix{p("10.0.0.5/32"), p("198.18.0.100/32"), p("198.19.0.0/16"), p("198.18.0.0/24"), p("fd00::/64"), p("fd00::100/128")}
+	got := VIPSubnets(addrs("198.18.0.100", "fd00::100", "203.0.113.1", "::ffff:198.19.1.1"), local)
+	want := []netip.Prefix{p("198.18.0.0/24"), p("fd00::/64"), {}, p("198.19.0.0/16")}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}

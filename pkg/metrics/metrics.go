@@ -20,13 +20,24 @@ type Metrics struct {
 	// Backends by state: configured and skipped (from the cluster), up and
 	// down (from haproxy's runtime API, when its socket is readable).
 	Backends *prometheus.GaugeVec
-	Renders  prometheus.Counter
-	Writes   prometheus.Counter
+	// RuntimeAPIUp is 1 while haproxy's runtime API answers; the up and
+	// down backends are exported only then.
+	RuntimeAPIUp prometheus.Gauge
+	Renders      prometheus.Counter
+	Writes       prometheus.Counter
+	// ConfigFailures counts failures by stage: render, validate, write,
+	// sync (replaced but not durable), reload (a delivery attempt).
+	ConfigFailures *prometheus.CounterVec
 	// Reloads by result of each delivery attempt: delivered, failed.
-	Reloads       *prometheus.CounterVec
+	Reloads *prometheus.CounterVec
+	// ReloadRetries counts reloads sent again because haproxy did not serve
+	// the configuration within the verify timeout, or served a stale one at
+	// start-up.
 	ReloadRetries prometheus.Counter
-	// Verifications of a delivered reload by result: serving, timeout,
-	// unavailable (no runtime API socket to check with).
+	// Verifications of what haproxy serves by result: serving (after a
+	// reload), timeout, unavailable (no runtime API socket to check with),
+	// current and stale (the file found on disk at start-up: served already,
+	// or not).
 	Verifications *prometheus.CounterVec
 	APIRequests   *prometheus.CounterVec
 	// EventToReload is from the first API event of a change to the reload
@@ -34,9 +45,8 @@ type Metrics struct {
 	EventToReload prometheus.Histogram
 	// ReloadToServing is from the reload line to haproxy serving the
 	// rendered server set, seen through its runtime API.
-	ReloadToServing  prometheus.Histogram
-	ConfigGeneration prometheus.Counter
-	ConfigInfo       *prometheus.GaugeVec
+	ReloadToServing prometheus.Histogram
+	ConfigInfo      *prometheus.GaugeVec
 	// RedirectActive is 1 while the VIP → lb-port redirect is installed.
 	RedirectActive prometheus.Gauge
 	// DiscoveryMode is 1 for the source members come from: watch,
@@ -54,14 +64,18 @@ func New() *Metrics {
 		Registry: r,
 		Backends: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "backends",
 			Help: "Control-plane backends by state: configured/skipped (cluster), up/down (haproxy)."}, []string{"state"}),
+		RuntimeAPIUp: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "haproxy_runtime_api_up",
+			Help: "1 while haproxy's runtime API answers; backends up/down are exported only then."}),
 		Renders: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "renders_total",
 			Help: "Configurations computed from the cluster state."}),
+		ConfigFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "config_failures_total",
+			Help: "Failures by stage: render, validate, write, sync (replaced but not durable), reload (delivery attempts)."}, []string{"stage"}),
 		Writes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "config_writes_total",
 			Help: "Configurations written to disk (rendered bytes differed)."}),
 		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reloads_total",
 			Help: "Reload delivery attempts on the reloader socket by result."}, []string{"result"}),
 		ReloadRetries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "reload_retries_total",
-			Help: "Failed reload deliveries that were retried."}),
+			Help: "Reloads sent again because haproxy did not serve the configuration in time, or served a stale one at start-up."}),
 		Verifications: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reload_verifications_total",
 			Help: "Delivered reloads checked through haproxy's runtime API, by result."}, []string{"result"}),
 		APIRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "api_requests_total",
@@ -72,8 +86,6 @@ func New() *Metrics {
 		ReloadToServing: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "reload_to_serving_seconds",
 			Help:    "Seconds from the reload being sent to haproxy serving the new server set.",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2, 5, 10}}),
-		ConfigGeneration: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "config_generation",
-			Help: "Increments with every configuration written."}),
 		ConfigInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "config_info",
 			Help: "1 for the SHA-256 of the configuration on disk."}, []string{"sha256"}),
 		RedirectActive: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "api_redirect_active",
@@ -83,16 +95,19 @@ func New() *Metrics {
 		APIForbidden: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "api_forbidden",
 			Help: "1 while the API refuses this identity the resource: nodes, endpointslices, endpoints."}, []string{"resource"}),
 	}
-	r.MustRegister(m.Backends, m.Renders, m.Writes, m.Reloads, m.ReloadRetries, m.Verifications,
-		m.APIRequests, m.EventToReload, m.ReloadToServing, m.ConfigGeneration, m.ConfigInfo, m.RedirectActive,
+	r.MustRegister(m.Backends, m.RuntimeAPIUp, m.Renders, m.Writes, m.ConfigFailures, m.Reloads, m.ReloadRetries,
+		m.Verifications, m.APIRequests, m.EventToReload, m.ReloadToServing, m.ConfigInfo, m.RedirectActive,
 		m.DiscoveryMode, m.APIForbidden)
 	m.SetDiscovery("none", false, false, false)
 	// Zero series exist from the start so rates work before the first event.
 	for _, res := range []string{"delivered", "failed"} {
 		m.Reloads.WithLabelValues(res)
 	}
-	for _, res := range []string{"serving", "timeout", "unavailable"} {
+	for _, res := range []string{"serving", "timeout", "unavailable", "current", "stale"} {
 		m.Verifications.WithLabelValues(res)
+	}
+	for _, st := range []string{"render", "validate", "write", "sync", "reload"} {
+		m.ConfigFailures.WithLabelValues(st)
 	}
 	return m
 }
@@ -110,17 +125,32 @@ func (m *Metrics) WatchLastContact(last func() time.Time) {
 		}))
 }
 
+// SetHAProxyServers exports the servers haproxy has up and down, or, when its
+// runtime API did not answer, that it did not: no stale figures.
+func (m *Metrics) SetHAProxyServers(up, down int, err error) {
+	if err != nil {
+		m.RuntimeAPIUp.Set(0)
+		m.Backends.DeleteLabelValues("up")
+		m.Backends.DeleteLabelValues("down")
+		return
+	}
+	m.RuntimeAPIUp.Set(1)
+	m.Backends.WithLabelValues("up").Set(float64(up))
+	m.Backends.WithLabelValues("down").Set(float64(down))
+}
+
 // SetDiscovery records the discovery mode and which resources are refused.
 func (m *Metrics) SetDiscovery(mode string, nodes, slices, endpoints bool) {
 	for _, md := range []string{"none", "watch", "degraded"} {
-		m.DiscoveryMode.WithLabelValues(md).Set(b2f(md == mode))
+		m.DiscoveryMode.WithLabelValues(md).Set(Bool(md == mode))
 	}
-	m.APIForbidden.WithLabelValues("nodes").Set(b2f(nodes))
-	m.APIForbidden.WithLabelValues("endpointslices").Set(b2f(slices))
-	m.APIForbidden.WithLabelValues("endpoints").Set(b2f(endpoints))
+	m.APIForbidden.WithLabelValues("nodes").Set(Bool(nodes))
+	m.APIForbidden.WithLabelValues("endpointslices").Set(Bool(slices))
+	m.APIForbidden.WithLabelValues("endpoints").Set(Bool(endpoints))
 }
 
-func b2f(b bool) float64 {
+// Bool is 1 for true, 0 for false.
+func Bool(b bool) float64 {
 	if b {
 		return 1
 	}

@@ -7,9 +7,13 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/reload"
 )
 
-// Config is everything the monitor needs; cmd/monitor fills it from flags.
+// Config is everything the monitor needs; cmd/monitor fills it from flags
+// whose defaults come from DefaultConfig.
 type Config struct {
 	KubeconfigPath string
 	TemplatePath   string
@@ -22,8 +26,9 @@ type Config struct {
 	VIPs          []netip.Addr
 
 	ReloadSocket string
-	// Debounce is how long the loop waits for further changes before it
-	// renders; MaxDebounce caps the wait while changes keep coming.
+	// Debounce: a change after a quiet period is rendered at once; changes
+	// within Debounce of the last render wait until Debounce has passed
+	// without one, at most MaxDebounce from the first.
 	Debounce    time.Duration
 	MaxDebounce time.Duration
 	// APITimeout bounds each connection attempt to an apiserver.
@@ -32,8 +37,8 @@ type Config struct {
 	HAProxyBinary string
 	// HealthAddr serves /healthz, /readyz and /metrics; empty disables.
 	HealthAddr string
-	// StatsSocket is a read-only (level user) haproxy runtime API socket used
-	// to confirm each reload and to export backend states; empty disables.
+	// StatsSocket is a haproxy runtime API socket used to confirm each
+	// reload and to export backend states; empty disables.
 	StatsSocket string
 	// VerifyTimeout bounds how long a delivered reload may take to show in
 	// haproxy's runtime API.
@@ -51,16 +56,40 @@ type Config struct {
 	// LocalPrefixes lists the prefixes of local interfaces; nil reads them
 	// from the host. Tests substitute a fixed list.
 	LocalPrefixes func() ([]netip.Prefix, error)
+	// Client, when set, is used instead of a client built from the
+	// kubeconfig (tests inject a fake one).
+	Client discovery.Client
 
+	// Log defaults to logrus' standard logger.
 	Log *logrus.Logger
 }
 
-// Validate reports the first setting that cannot work.
+// DefaultConfig holds every default, the original's flags' among them.
+func DefaultConfig() Config {
+	return Config{
+		APIPort: 6443, LBPort: 9445, StatPort: 29445,
+		CheckInterval:    6 * time.Second,
+		ReloadSocket:     reload.DefaultSocket,
+		Debounce:         150 * time.Millisecond,
+		MaxDebounce:      time.Second,
+		APITimeout:       2 * time.Second,
+		HAProxyBinary:    "haproxy",
+		HealthAddr:       "127.0.0.1:29446",
+		StatsSocket:      "/var/run/haproxy/haproxy-stats.sock",
+		VerifyTimeout:    10 * time.Second,
+		Redirect:         true,
+		RedirectProbeURL: "http://127.0.0.1:50936/haproxy_ready",
+		RedirectOnAfter:  3,
+		RedirectOffAfter: 11,
+	}
+}
+
+// Validate reports every setting that cannot work.
 func (c *Config) Validate() error {
 	var errs []error
-	for name, p := range map[string]string{"kubeconfig": c.KubeconfigPath, "template": c.TemplatePath, "config": c.ConfigPath} {
-		if p == "" {
-			errs = append(errs, fmt.Errorf("%s path is empty", name))
+	for _, p := range []struct{ name, path string }{{"kubeconfig", c.KubeconfigPath}, {"template", c.TemplatePath}, {"config", c.ConfigPath}} {
+		if p.path == "" && (p.name != "kubeconfig" || c.Client == nil) {
+			errs = append(errs, fmt.Errorf("%s path is empty", p.name))
 		}
 	}
 	if c.APIPort == 0 || c.LBPort == 0 {
@@ -74,6 +103,9 @@ func (c *Config) Validate() error {
 	}
 	if c.APITimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--api-timeout must be positive, got %v", c.APITimeout))
+	}
+	if c.VerifyTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--reload-verify-timeout must be positive, got %v", c.VerifyTimeout))
 	}
 	if c.Redirect && (c.RedirectOnAfter < 1 || c.RedirectOffAfter < 1 || c.RedirectProbeURL == "") {
 		errs = append(errs, errors.New("--redirect-on-after and --redirect-off-after must be at least 1 and --redirect-probe-url set"))

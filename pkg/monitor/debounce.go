@@ -2,55 +2,59 @@ package monitor
 
 import "time"
 
-// debouncer fires once quiet has passed since the last poke, or once max has
-// passed since the first poke of a burst, whichever is first: a single change
-// waits only quiet, an endless stream of changes still renders every max.
+// debouncer decides when a render is due. The first change after a quiet
+// period (no change and no render for quiet) is due at once; a change that
+// follows within quiet is due once quiet has passed without another, and at
+// most max after the first change not yet rendered. A burst of any length costs at most two
+// renders: its first change, and the state once it is over. It holds no
+// timer: the loop asks due() and owns the timer, so tests drive it with
+// their own clock.
 type debouncer struct {
 	quiet, max time.Duration
-	timer      *time.Timer
-	first      time.Time // zero when idle
+
+	active time.Time // the last change or render; zero before any
+	first  time.Time // first change not yet rendered; zero when none
+	at     time.Time // when the render is due; zero when none is
 }
 
-func newDebouncer(quiet, max time.Duration) *debouncer {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return &debouncer{quiet: quiet, max: max, timer: t}
-}
-
-func (d *debouncer) C() <-chan time.Time {
-	return d.timer.C
-}
-
-// poke records a change.
-func (d *debouncer) poke() {
-	now := time.Now()
+// poke records a change at now.
+func (d *debouncer) poke(now time.Time) {
+	idle := d.at.IsZero() && (d.active.IsZero() || now.Sub(d.active) >= d.quiet)
+	d.active = now
 	if d.first.IsZero() {
 		d.first = now
 	}
-	wait := d.quiet
-	if deadline := d.first.Add(d.max); now.Add(wait).After(deadline) {
-		wait = deadline.Sub(now)
+	if idle {
+		d.at = now // leading edge
+		return
 	}
-	d.timer.Reset(wait)
+	d.at = minTime(now.Add(d.quiet), d.first.Add(d.max))
 }
 
-// now fires as soon as possible.
-func (d *debouncer) now() {
+// now makes a render due at once (caches synced, a retry).
+func (d *debouncer) now(now time.Time) {
 	if d.first.IsZero() {
-		d.first = time.Now()
+		d.first = now
 	}
-	d.timer.Reset(0)
+	d.at = now
 }
 
-// fired must be called after C delivered, to start a new burst. It returns
-// when the burst began: the first change it covers.
-func (d *debouncer) fired() time.Time {
-	first := d.first
-	d.first = time.Time{}
+// due reports when the next render is due; ok is false when none is.
+func (d *debouncer) due() (at time.Time, ok bool) { return d.at, !d.at.IsZero() }
+
+// fire starts a render at now and returns the first change it covers.
+func (d *debouncer) fire(now time.Time) (first time.Time) {
+	first = d.first
 	if first.IsZero() {
-		first = time.Now()
+		first = now
 	}
+	d.active, d.first, d.at = now, time.Time{}, time.Time{}
 	return first
 }
 
-func (d *debouncer) stop() { d.timer.Stop() }
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}

@@ -12,11 +12,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery"
-	"github.com/haproxy-monitor/haproxy-monitor/pkg/reload"
 )
 
-// state is what the health endpoints report; the loop, the notifier and the
-// verifier write it.
+// state is what the health endpoints report; the loop writes it (from its
+// syncs and the reload controller's events), the HTTP handlers read it.
 type state struct {
 	mu           sync.Mutex
 	lastBeat     time.Time
@@ -72,15 +71,16 @@ func (s *state) verified(err error) {
 	s.mu.Unlock()
 }
 
-func (s *state) reloadResult(r reload.Result) {
+// reloadResult records a delivery attempt finished at at.
+func (s *state) reloadResult(err error, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.reloadErr = r.Err
+	s.reloadErr = err
 	switch {
-	case r.Err == nil:
+	case err == nil:
 		s.reloadFailed = time.Time{}
 	case s.reloadFailed.IsZero():
-		s.reloadFailed = r.Finished
+		s.reloadFailed = at
 	}
 }
 

@@ -5,7 +5,8 @@ import (
 	"net/netip"
 )
 
-// hostPrefixes lists the prefixes configured on local interfaces.
+// hostPrefixes lists the prefixes configured on local interfaces; selection
+// (lbconfig.VIPSubnets) decides what they mean.
 func hostPrefixes() ([]netip.Prefix, error) {
 	addrs, err := net.InterfaceAddrs()
 	if err != nil {
@@ -25,20 +26,4 @@ func hostPrefixes() ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(ip.Unmap(), ones).Masked())
 	}
 	return out, nil
-}
-
-// vipSubnets finds, for each VIP, the first local prefix that contains it.
-// Host prefixes (/32, /128) are ignored: keepalived adds the VIP itself that
-// way, and no node address lies in it.
-func vipSubnets(vips []netip.Addr, prefixes []netip.Prefix) []netip.Prefix {
-	out := make([]netip.Prefix, len(vips))
-	for i, v := range vips {
-		for _, p := range prefixes {
-			if p.Bits() < p.Addr().BitLen() && p.Contains(v.Unmap()) {
-				out[i] = p
-				break
-			}
-		}
-	}
-	return out
 }

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -39,65 +38,41 @@ type Monitor struct {
 	eps      *kubeclient.Endpoints // nil with an injected client
 	renderer *render.Renderer
 	file     *apply.File
-	notifier *reload.Notifier
+	reloads  *reload.Controller
+	fw       *firewall.Controller // nil when the redirect is off
 	state    *state
 	metrics  *metrics.Metrics
-	verify   *verifier
 
 	// Owned by the loop goroutine.
-	applied    []lbconfig.Backend // backends of the last config written or found on disk
-	names      []lbconfig.Backend // name memory for degraded discovery (lbconfig.RememberNames)
-	lastSkips  string
-	lastStatus discovery.Status
-	retryDelay time.Duration
-
-	// eventAt is the first API event behind the change awaiting delivery;
-	// the loop sets it, the notifier's callback takes it.
-	eventMu sync.Mutex
-	eventAt time.Time
+	debounce     debouncer
+	applied      []lbconfig.Backend // backends of the last configuration written
+	names        []lbconfig.Backend // name memory for degraded discovery (lbconfig.RememberNames)
+	lastSkips    string
+	lastStatus   discovery.Status
+	retryDelay   time.Duration
+	unverifiable bool // said once that reloads cannot be confirmed
 }
 
-// Run loads the kubeconfig and template, then runs the loop until ctx ends.
-// Every input is checked before anything on disk is touched.
+// Run builds the monitor from cfg and runs it until ctx ends.
 func Run(ctx context.Context, cfg Config) error {
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	restCfg, eps, err := kubeclient.Load(cfg.KubeconfigPath, cfg.APIPort, cfg.APITimeout, cfg.Log)
+	m, err := New(cfg)
 	if err != nil {
 		return err
 	}
-	// The metrics exist before the client so that its transport is counted.
-	met := metrics.New()
-	restCfg.Wrap(met.InstrumentAPI)
-	client, err := discovery.NewRESTClient(restCfg)
-	if err != nil {
-		return err
-	}
-	m, err := newMonitor(cfg, client, met)
-	if err != nil {
-		return err
-	}
-	m.eps = eps
-	m.state.apiDown = eps.Down
 	return m.Run(ctx)
 }
 
-// New checks the template and the config path and prepares the loop over
-// client. It writes nothing.
-func New(cfg Config, client discovery.Client) (*Monitor, error) {
-	return newMonitor(cfg, client, metrics.New())
-}
-
-func newMonitor(cfg Config, client discovery.Client, met *metrics.Metrics) (*Monitor, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
+// New checks every input (settings, template, config path, kubeconfig) and
+// prepares the loop. It writes nothing.
+func New(cfg Config) (*Monitor, error) {
 	if cfg.Log == nil {
 		cfg.Log = logrus.StandardLogger()
 	}
 	if cfg.LocalPrefixes == nil {
 		cfg.LocalPrefixes = hostPrefixes
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	r, err := render.Load(cfg.TemplatePath)
 	if err != nil {
@@ -106,29 +81,33 @@ func newMonitor(cfg Config, client discovery.Client, met *metrics.Metrics) (*Mon
 	if st, err := os.Stat(cfg.ConfigPath); err == nil && st.IsDir() {
 		return nil, fmt.Errorf("config path %s is a directory", cfg.ConfigPath)
 	}
-	file := &apply.File{Path: cfg.ConfigPath}
-	if cfg.HAProxyBinary != "" {
-		file.Validate = apply.HAProxyCheck(cfg.HAProxyBinary, 10*time.Second)
-	}
-	if cfg.VerifyTimeout == 0 {
-		cfg.VerifyTimeout = 10 * time.Second
-	}
 	m := &Monitor{
-		cfg:      cfg,
-		log:      cfg.Log,
-		source:   discovery.New(client, discovery.Options{PollInterval: cfg.CheckInterval}),
-		renderer: r,
-		file:     file,
-		notifier: reload.NewNotifier(cfg.ReloadSocket, cfg.Log),
-		state:    newState(),
-		metrics:  met,
+		cfg: cfg, log: cfg.Log, renderer: r, metrics: metrics.New(), state: newState(),
+		file:     &apply.File{Path: cfg.ConfigPath},
+		debounce: debouncer{quiet: cfg.Debounce, max: cfg.MaxDebounce},
 	}
-	met.WatchLastContact(m.source.LastContact)
-	m.verify = newVerifier(cfg.StatsSocket, cfg.VerifyTimeout, cfg.CheckInterval, m.metrics, m.state, cfg.Log)
-	m.verify.retry = m.notifier.Request
-	m.notifier.OnResult = m.reloadResult
+	if cfg.HAProxyBinary != "" {
+		m.file.Validate = apply.HAProxyCheck(cfg.HAProxyBinary, 10*time.Second)
+	}
+	client := cfg.Client
+	if client == nil {
+		restCfg, eps, err := kubeclient.Load(cfg.KubeconfigPath, cfg.APIPort, cfg.APITimeout, cfg.Log)
+		if err != nil {
+			return nil, err
+		}
+		restCfg.Wrap(m.metrics.InstrumentAPI)
+		if client, err = discovery.NewRESTClient(restCfg); err != nil {
+			return nil, err
+		}
+		m.eps, m.state.apiDown = eps, eps.Down
+	}
+	m.source = discovery.New(client, discovery.Options{PollInterval: cfg.CheckInterval})
 	m.state.discovery = m.source.Status
-	if old, err := file.Read(); err == nil && len(old) > 0 {
+	m.metrics.WatchLastContact(m.source.LastContact)
+	m.reloads = reload.New(reload.Options{Socket: cfg.ReloadSocket, RuntimeSocket: cfg.StatsSocket,
+		VerifyTimeout: cfg.VerifyTimeout, SampleInterval: cfg.CheckInterval})
+	m.fw = m.firewall()
+	if old, err := m.file.Read(); err == nil && len(old) > 0 {
 		m.metrics.SetConfigHash(sha(old))
 		m.state.setOnDisk(true)
 		// The names the servers have on disk, so degraded discovery (which
@@ -157,11 +136,10 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}).Info("starting haproxy monitor")
 	m.source.Start(ctx)
 	defer m.source.Shutdown()
-	go m.notifier.Run(ctx)
-	go m.verify.run(ctx)
-	if fw := m.firewall(); fw != nil {
+	go m.reloads.Run(ctx)
+	if m.fw != nil {
 		done := make(chan struct{})
-		go func() { fw.Run(ctx); close(done) }()
+		go func() { m.fw.Run(ctx); close(done) }()
 		// Runs after the loop returns: the rules are out before we exit.
 		defer func() { <-done }()
 	}
@@ -180,12 +158,17 @@ func (m *Monitor) Run(ctx context.Context) error {
 func (m *Monitor) loop(ctx context.Context, synced <-chan struct{}) {
 	heartbeat := time.NewTicker(m.cfg.CheckInterval)
 	defer heartbeat.Stop()
-	debounce := newDebouncer(m.cfg.Debounce, m.cfg.MaxDebounce)
-	defer debounce.stop()
+	render := time.NewTimer(time.Hour)
+	defer render.Stop()
 	var retry <-chan time.Time
 	waitingSync := synced
 	for {
 		m.state.beat()
+		if at, ok := m.debounce.due(); ok {
+			render.Reset(time.Until(at))
+		} else {
+			render.Stop()
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -195,16 +178,18 @@ func (m *Monitor) loop(ctx context.Context, synced <-chan struct{}) {
 			waitingSync = nil
 			m.state.setSynced()
 			m.log.Info("API caches synced")
-			debounce.now()
+			m.debounce.now(time.Now())
 		case <-m.source.Changes():
 			m.noteDiscovery()
 			if waitingSync == nil {
-				debounce.poke()
+				m.debounce.poke(time.Now())
 			}
-		case <-debounce.C():
-			retry = m.syncAndSchedule(ctx, debounce.fired())
+		case <-render.C:
+			retry = m.syncAndSchedule(ctx, m.debounce.fire(time.Now()))
 		case <-retry:
 			retry = m.syncAndSchedule(ctx, time.Now())
+		case ev := <-m.reloads.Events():
+			m.onReload(ev)
 		}
 	}
 }
@@ -239,34 +224,6 @@ func (m *Monitor) serveHealth(ctx context.Context) (stop func(), err error) {
 	}, nil
 }
 
-// reloadResult runs in the notifier after each delivery attempt.
-func (m *Monitor) reloadResult(r reload.Result) {
-	m.state.reloadResult(r)
-	if r.Err != nil {
-		m.metrics.Reloads.WithLabelValues("failed").Inc()
-		m.metrics.ReloadRetries.Inc()
-		return
-	}
-	m.metrics.Reloads.WithLabelValues("delivered").Inc()
-	m.eventMu.Lock()
-	eventAt := m.eventAt
-	m.eventAt = time.Time{}
-	m.eventMu.Unlock()
-	if !eventAt.IsZero() {
-		m.metrics.EventToReload.Observe(r.Finished.Sub(eventAt).Seconds())
-	}
-	m.verify.check(r.Finished)
-}
-
-// noteEvent records the first event behind a change about to be delivered.
-func (m *Monitor) noteEvent(at time.Time) {
-	m.eventMu.Lock()
-	if m.eventAt.IsZero() || at.Before(m.eventAt) {
-		m.eventAt = at
-	}
-	m.eventMu.Unlock()
-}
-
 func sha(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
@@ -283,12 +240,8 @@ func (m *Monitor) firewall() *firewall.Controller {
 		Interval:   m.cfg.CheckInterval,
 		Hysteresis: firewall.Hysteresis{OnAfter: m.cfg.RedirectOnAfter, OffAfter: m.cfg.RedirectOffAfter},
 		Log:        m.log.WithField("component", "redirect"),
-		OnChange: func(active bool) {
-			v := 0.0
-			if active {
-				v = 1
-			}
-			m.metrics.RedirectActive.Set(v)
+		Installed: func(on bool) {
+			m.metrics.RedirectActive.Set(metrics.Bool(on))
 		},
 	}
 }

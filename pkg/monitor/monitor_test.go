@@ -3,6 +3,8 @@ package monitor
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -129,21 +131,23 @@ func quietLogger() *logrus.Logger {
 }
 
 func testConfig(t *testing.T, sock string) Config {
-	return Config{
-		KubeconfigPath: "unused-with-injected-client",
-		TemplatePath:   "../../templates/haproxy.cfg.tmpl",
-		ConfigPath:     filepath.Join(t.TempDir(), "haproxy.cfg"),
-		APIPort:        6443, LBPort: 9445, StatPort: 29445,
-		CheckInterval: time.Second,
-		VIPs:          []netip.Addr{netip.MustParseAddr("198.18.0.100")},
-		ReloadSocket:  sock,
-		Debounce:      50 * time.Millisecond, MaxDebounce: 500 * time.Millisecond,
-		APITimeout: time.Second,
-		LocalPrefixes: func() ([]netip.Prefix, error) {
-			return []netip.Prefix{netip.MustParsePrefix("198.18.0.0/24")}, nil
-		},
-		Log: quietLogger(),
+	cfg := DefaultConfig()
+	cfg.KubeconfigPath = "unused-with-injected-client"
+	cfg.TemplatePath = "../../templates/haproxy.cfg.tmpl"
+	cfg.ConfigPath = filepath.Join(t.TempDir(), "haproxy.cfg")
+	cfg.CheckInterval = time.Second
+	cfg.VIPs = []netip.Addr{netip.MustParseAddr("198.18.0.100")}
+	cfg.ReloadSocket = sock
+	cfg.Debounce, cfg.MaxDebounce = 50*time.Millisecond, 500*time.Millisecond
+	cfg.APITimeout = time.Second
+	// No haproxy binary, runtime socket, health listener or firewall here:
+	// the tests that want one set it.
+	cfg.HAProxyBinary, cfg.StatsSocket, cfg.HealthAddr, cfg.Redirect = "", "", "", false
+	cfg.LocalPrefixes = func() ([]netip.Prefix, error) {
+		return []netip.Prefix{netip.MustParsePrefix("198.18.0.0/24")}, nil
 	}
+	cfg.Log = quietLogger()
+	return cfg
 }
 
 func start(t *testing.T, cfg Config, listen bool, objs ...*corev1.Node) *harness {
@@ -159,7 +163,8 @@ func start(t *testing.T, cfg Config, listen bool, objs ...*corev1.Node) *harness
 
 func startClient(t *testing.T, cfg Config, listen bool, client kubernetes.Interface) *harness {
 	t.Helper()
-	mon, err := New(cfg, clientset.New(client))
+	cfg.Client = clientset.New(client)
+	mon, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,16 +323,16 @@ func TestMonitorKeepsConfigWhenNoBackends(t *testing.T) {
 	h.waitServers("m1=198.18.0.11:6443")
 	h.waitReloads(1)
 	before := h.file()
-	renders := h.renders()
 	if err := h.client.CoreV1().Nodes().Delete(context.Background(), "m1", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a render after the last member left", func() bool { return h.renders() > renders })
-	if h.file() != before {
-		t.Fatal("config changed after the last member left")
-	}
-	if note, err := h.mon.state.ready(); err != nil || !strings.Contains(note, "last-known-good") {
-		t.Errorf("ready = %q, %v; want ready on the last-known-good config", note, err)
+	// The outcome of the render that saw no member: the decision to keep.
+	eventually(t, "the monitor to keep the last configuration", func() bool {
+		note, err := h.mon.state.ready()
+		return err == nil && strings.Contains(note, "last-known-good configuration in use: kept last configuration: no backends")
+	})
+	if h.file() != before || h.sink.count() != 1 {
+		t.Fatalf("config changed or reloaded (%d reloads) after the last member left", h.sink.count())
 	}
 	// A new member is applied normally again.
 	if _, err := h.client.CoreV1().Nodes().Create(context.Background(), node("m2", discovery.MasterLabel, "198.18.0.12"), metav1.CreateOptions{}); err != nil {
@@ -345,27 +350,50 @@ func TestMonitorReloadSocketAppearsLater(t *testing.T) {
 	h.waitServers("m1=198.18.0.11:6443")
 	eventually(t, "readiness to fail on the undelivered reload", func() bool {
 		_, err := h.mon.state.ready()
-		return err != nil && strings.Contains(err.Error(), "reload not delivered") && h.mon.notifier.Pending()
+		return err != nil && strings.Contains(err.Error(), "reload not delivered")
 	})
 	h.sink.listen(t)
 	h.waitReloads(1)
 	eventually(t, "readiness after delivery", func() bool { _, err := h.mon.state.ready(); return err == nil })
 }
 
-// A restarted monitor finding the right config on disk must not reload.
+// A restarted monitor finding the right config on disk must not reload: it
+// checks what haproxy serves instead, and that check is the outcome waited for.
 func TestMonitorRestartWithCurrentConfigDoesNotReload(t *testing.T) {
 	sock := newSinkPath(t)
 	cfg := testConfig(t, sock)
+	cfg.StatsSocket = filepath.Join(filepath.Dir(sock), "stats.sock")
+	runtimeAPI(t, cfg.StatsSocket, "masters m1 198.18.0.11")
 	h := start(t, cfg, true, node("m1", discovery.MasterLabel, "198.18.0.11"))
 	h.waitServers("m1=198.18.0.11:6443")
 	h.waitReloads(1)
 	h.stop()
 
 	h2 := start(t, cfg, false, node("m1", discovery.MasterLabel, "198.18.0.11"))
-	h2.sink = h.sink
-	eventually(t, "the restarted monitor to render", func() bool { return h2.renders() >= 1 })
+	eventually(t, "the restarted monitor to find haproxy serving the file", func() bool {
+		return testutil.ToFloat64(h2.mon.metrics.Verifications.WithLabelValues("current")) == 1
+	})
 	if n := h.sink.count(); n != 1 {
 		t.Fatalf("%d reloads after a restart with an unchanged config, want 1", n)
+	}
+}
+
+// A restarted monitor finding the right file on disk while haproxy serves
+// something else (the previous monitor died between write and reload)
+// reloads.
+func TestMonitorRestartReloadsStaleHAProxy(t *testing.T) {
+	sock := newSinkPath(t)
+	cfg := testConfig(t, sock)
+	cfg.StatsSocket = filepath.Join(filepath.Dir(sock), "stats.sock")
+	runtimeAPI(t, cfg.StatsSocket, "masters m0 198.18.0.10")
+	h := start(t, cfg, false, node("m1", discovery.MasterLabel, "198.18.0.11"))
+	h.waitServers("m1=198.18.0.11:6443")
+	h.stop()
+
+	h2 := start(t, cfg, true, node("m1", discovery.MasterLabel, "198.18.0.11"))
+	h2.waitReloads(1)
+	if got := testutil.ToFloat64(h2.mon.metrics.Verifications.WithLabelValues("stale")); got != 1 {
+		t.Fatalf("stale verifications %v, want 1", got)
 	}
 }
 
@@ -381,7 +409,9 @@ func TestMonitorDebouncesBursts(t *testing.T) {
 	}
 	want = append(want, "m1=198.18.1.50:6443")
 	h.waitServers(want...)
-	eventually(t, "the final reload", func() bool { return !h.mon.notifier.Pending() && h.sink.count() >= 2 })
+	eventually(t, "the final reload", func() bool {
+		return testutil.ToFloat64(h.mon.metrics.Reloads.WithLabelValues("delivered")) >= 2 && h.sink.count() >= 2
+	})
 	if n := h.sink.count() - 1; n > 5 {
 		t.Errorf("50 changes caused %d reloads, want at most 5", n)
 	}
@@ -403,7 +433,8 @@ func TestMonitorRejectsBadInputBeforeTouchingDisk(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c := cfg
 			mutate(&c)
-			if _, err := New(c, clientset.New(fake.NewClientset())); err == nil {
+			c.Client = clientset.New(fake.NewClientset())
+			if _, err := New(c); err == nil {
 				t.Fatal("accepted")
 			}
 		})
@@ -440,15 +471,20 @@ func TestHealthEndpoints(t *testing.T) {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-// staleRuntimeAPI answers every "show servers state" with one server, m1, as
-// a haproxy that never loaded a newer configuration would.
-func staleRuntimeAPI(t *testing.T, path string) {
+// runtimeAPI answers every "show servers state" with the given rows
+// ("backend name address", port 6443), as a haproxy that loaded them would.
+func runtimeAPI(t *testing.T, path string, rows ...string) {
 	t.Helper()
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	out := "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port\n"
+	for i, r := range rows {
+		f := strings.Fields(r)
+		out += fmt.Sprintf("3 %s %d %s %s 2 0 1 1 1 1 0 2 0 0 0 0 - 6443\n", f[0], i+1, f[1], f[2])
+	}
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -456,8 +492,7 @@ func staleRuntimeAPI(t *testing.T, path string) {
 				return
 			}
 			_, _ = bufio.NewReader(c).ReadString('\n')
-			_, _ = io.WriteString(c, "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port\n"+
-				"3 masters 1 m1 198.18.0.11 2 0 1 1 1 1 0 2 0 0 0 0 - 6443\n")
+			_, _ = io.WriteString(c, out)
 			c.Close()
 		}
 	}()
@@ -470,7 +505,7 @@ func TestMonitorReloadsAgainWhenHAProxyDoesNotServe(t *testing.T) {
 	cfg := testConfig(t, sock)
 	cfg.StatsSocket = filepath.Join(filepath.Dir(sock), "stats.sock")
 	cfg.VerifyTimeout = 300 * time.Millisecond
-	staleRuntimeAPI(t, cfg.StatsSocket)
+	runtimeAPI(t, cfg.StatsSocket, "masters m1 198.18.0.11")
 	h := start(t, cfg, true, node("m1", discovery.MasterLabel, "198.18.0.11"))
 	h.waitReloads(1) // haproxy "serves" m1: confirmed, no retry
 	if _, err := h.client.CoreV1().Nodes().Create(context.Background(), node("m2", discovery.MasterLabel, "198.18.0.12"), metav1.CreateOptions{}); err != nil {
@@ -483,3 +518,23 @@ func TestMonitorReloadsAgainWhenHAProxyDoesNotServe(t *testing.T) {
 }
 
 func writeFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o644) }
+
+// The directory sync failing after the rename: the file is in place, so the
+// reload goes out and readiness holds; the failure is counted by stage.
+// (Before, the retry found identical bytes and haproxy never reloaded.)
+func TestMonitorReloadsWhenDirectorySyncFails(t *testing.T) {
+	cfg := testConfig(t, newSinkPath(t))
+	h := start(t, cfg, true, node("m1", discovery.MasterLabel, "198.18.0.11"))
+	h.waitServers("m1=198.18.0.11:6443")
+	h.waitReloads(1)
+	h.mon.file.SyncDir = func(string) error { return errors.New("injected fsync failure") }
+	if _, err := h.client.CoreV1().Nodes().Create(context.Background(), node("m2", discovery.MasterLabel, "198.18.0.12"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitServers("m1=198.18.0.11:6443", "m2=198.18.0.12:6443")
+	h.waitReloads(2)
+	eventually(t, "ready, with the sync failure counted", func() bool {
+		_, err := h.mon.state.ready()
+		return err == nil && testutil.ToFloat64(h.mon.metrics.ConfigFailures.WithLabelValues("sync")) == 1
+	})
+}

@@ -10,8 +10,10 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/apply"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/lbconfig"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/reload"
 )
 
 // sync computes the configuration from the caches and applies it when it
@@ -32,8 +34,6 @@ func (m *Monitor) sync(ctx context.Context, eventAt time.Time) error {
 	cfg, skipped := lbconfig.Build(nodes, opts)
 	m.logSkipped(skipped)
 	m.updateEndpoints(cfg.Backends, snap.APIEndpoints)
-	m.state.setBackends(len(cfg.Backends))
-	m.metrics.Backends.WithLabelValues("configured").Set(float64(len(cfg.Backends)))
 	m.metrics.Backends.WithLabelValues("skipped").Set(float64(len(skipped)))
 
 	if len(cfg.Backends) == 0 {
@@ -46,46 +46,57 @@ func (m *Monitor) sync(ctx context.Context, eventAt time.Time) error {
 			// the cluster than the truth; an empty backend list would take
 			// the API down on this node.
 			m.log.WithFields(logrus.Fields{"nodes": len(nodes), "discovery": snap.Mode}).Warn("no usable control-plane backend; keeping the configuration on disk")
+			m.state.setBackends(0)
 			m.state.applied(nil, "kept last configuration: no backends")
 			return nil
 		}
 	}
 
 	data, err := m.renderer.Render(lbconfig.TemplateData{LBConfig: cfg})
-	changed := false
-	if err == nil {
-		changed, err = m.file.Apply(ctx, data)
-	}
-	m.state.applied(err, "")
 	if err != nil {
+		m.metrics.ConfigFailures.WithLabelValues("render").Inc()
+		m.state.applied(err, "")
 		return err
 	}
+	changed, err := m.file.Apply(ctx, data)
+	if err != nil {
+		m.metrics.ConfigFailures.WithLabelValues(apply.Stage(err)).Inc()
+	}
+	if err != nil && !changed {
+		m.state.applied(err, "")
+		return err
+	}
+	if err != nil {
+		// Replaced but not durable: haproxy must still be told, or a retry
+		// would find the same bytes and never reload.
+		m.log.WithError(err).Warn("configuration written, but not made durable")
+	}
+	m.state.applied(nil, "")
 	m.afterApply(changed, cfg.Backends, data, eventAt, start)
 	return nil
 }
 
-// afterApply records a successful apply and, when the file changed, asks
-// for the reload.
+// afterApply records a configuration now on disk and hands it to the reload
+// controller: a reload when the file changed, a check of what haproxy serves
+// otherwise (which matters at start-up only; the controller ignores repeats).
 func (m *Monitor) afterApply(changed bool, backends []lbconfig.Backend, data []byte, eventAt, start time.Time) {
+	m.metrics.Backends.WithLabelValues("configured").Set(float64(len(backends)))
+	m.state.setBackends(len(backends))
 	added, removed := diffBackends(m.applied, backends)
 	m.applied = backends
 	m.names = lbconfig.RememberNames(m.names, backends)
-	m.verify.expect(backends)
-	if !changed {
-		return
+	if changed {
+		m.metrics.Writes.Inc()
+		m.metrics.SetConfigHash(sha(data))
+		m.state.setOnDisk(true)
+		m.log.WithFields(logrus.Fields{
+			"backends": backendList(backends),
+			"added":    backendList(added),
+			"removed":  backendList(removed),
+			"took":     time.Since(start).Round(time.Microsecond),
+		}).Info("haproxy configuration changed, requesting reload")
 	}
-	m.metrics.Writes.Inc()
-	m.metrics.ConfigGeneration.Inc()
-	m.metrics.SetConfigHash(sha(data))
-	m.state.setOnDisk(true)
-	m.log.WithFields(logrus.Fields{
-		"backends": backendList(backends),
-		"added":    backendList(added),
-		"removed":  backendList(removed),
-		"took":     time.Since(start).Round(time.Microsecond),
-	}).Info("haproxy configuration changed, requesting reload")
-	m.noteEvent(eventAt)
-	m.notifier.Request()
+	m.reloads.Serve(reload.Target{Config: data, EventAt: eventAt, Written: changed})
 }
 
 func (m *Monitor) lbOptions() lbconfig.Options {
@@ -99,7 +110,7 @@ func (m *Monitor) lbOptions() lbconfig.Options {
 	if err != nil {
 		m.log.WithError(err).Warn("cannot list local interface addresses; selecting backend addresses by family only")
 	}
-	opts.VIPSubnets = vipSubnets(m.cfg.VIPs, prefixes)
+	opts.VIPSubnets = lbconfig.VIPSubnets(m.cfg.VIPs, prefixes)
 	return opts
 }
 

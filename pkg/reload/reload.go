@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
+	"strconv"
 	"time"
 )
 
@@ -33,4 +35,11 @@ func Send(ctx context.Context, path string, timeout time.Duration) error {
 		_ = uc.CloseWrite()
 	}
 	return nil
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func isIP(s string) bool {
+	_, err := netip.ParseAddr(s)
+	return err == nil
 }

@@ -14,9 +14,11 @@ import (
 
 // Server is one server of a backend as the running haproxy has it.
 type Server struct {
-	Addr string
-	Port string
-	Up   bool // srv_op_state 2 (SRV_ST_RUNNING)
+	Backend string
+	Name    string
+	Addr    string
+	Port    string
+	Up      bool // srv_op_state 2 (SRV_ST_RUNNING)
 }
 
 // Command sends one command and returns haproxy's whole answer.
@@ -38,20 +40,32 @@ func Command(ctx context.Context, socket, cmd string) (string, error) {
 	return string(b), err
 }
 
-// ServersState returns the servers of backend from "show servers state".
-func ServersState(ctx context.Context, socket, backend string) (map[string]Server, error) {
-	out, err := Command(ctx, socket, "show servers state "+backend)
+// ServersState returns the servers of backend from "show servers state";
+// an empty backend means all of them.
+func ServersState(ctx context.Context, socket, backend string) ([]Server, error) {
+	out, err := Command(ctx, socket, strings.TrimSpace("show servers state "+backend))
 	if err != nil {
 		return nil, err
 	}
 	return ParseServersState(out)
 }
 
+// ByName indexes the servers of one backend by name.
+func ByName(servers []Server, backend string) map[string]Server {
+	out := map[string]Server{}
+	for _, s := range servers {
+		if s.Backend == backend {
+			out[s.Name] = s
+		}
+	}
+	return out
+}
+
 // ParseServersState parses the answer of "show servers state <backend>":
 // a version line, a "# be_id be_name ..." header, then one row per server.
-func ParseServersState(out string) (map[string]Server, error) {
+func ParseServersState(out string) ([]Server, error) {
 	var header []string
-	servers := map[string]Server{}
+	servers := []Server{}
 	for _, line := range strings.Split(out, "\n") {
 		line = strings.TrimSpace(line)
 		switch {
@@ -69,7 +83,8 @@ func ParseServersState(out string) (map[string]Server, error) {
 		for i, name := range header {
 			row[name] = f[i]
 		}
-		servers[row["srv_name"]] = Server{Addr: row["srv_addr"], Port: row["srv_port"], Up: row["srv_op_state"] == "2"}
+		servers = append(servers, Server{Backend: row["be_name"], Name: row["srv_name"], Addr: row["srv_addr"],
+			Port: row["srv_port"], Up: row["srv_op_state"] == "2"})
 	}
 	if header == nil {
 		return nil, fmt.Errorf("unexpected runtime API answer: %q", firstLine(out))

@@ -19,12 +19,14 @@ const sample = `1
 `
 
 func TestParseServersState(t *testing.T) {
-	got, err := ParseServersState(sample)
+	all, err := ParseServersState(sample)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got["m1"] != (Server{Addr: "127.0.0.11", Port: "6443", Up: true}) || got["m2"] != (Server{Addr: "fd00::12", Port: "6443", Up: false}) {
-		t.Fatalf("parsed %+v", got)
+	got := ByName(all, "masters")
+	if len(got) != 2 || got["m1"] != (Server{Backend: "masters", Name: "m1", Addr: "127.0.0.11", Port: "6443", Up: true}) ||
+		got["m2"] != (Server{Backend: "masters", Name: "m2", Addr: "fd00::12", Port: "6443", Up: false}) {
+		t.Fatalf("parsed %+v", all)
 	}
 	if _, err := ParseServersState("Unknown command\n"); err == nil {
 		t.Fatal("an error answer parsed")
@@ -62,8 +64,9 @@ func TestServersStateRealHAProxy(t *testing.T) {
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	var got map[string]Server
 	deadline := time.Now().Add(10 * time.Second)
-	for got == nil && time.Now().Before(deadline) {
-		got, _ = ServersState(context.Background(), sock, "masters")
+	for len(got) == 0 && time.Now().Before(deadline) {
+		all, _ := ServersState(context.Background(), sock, "")
+		got = ByName(all, "masters")
 		time.Sleep(20 * time.Millisecond)
 	}
 	if len(got) != 2 || got["m2"].Addr != "127.0.0.12" || !got["m1"].Up {

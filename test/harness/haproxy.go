@@ -188,7 +188,8 @@ func socketExists(path string) bool {
 // Servers reads "show servers state masters": what the running haproxy
 // really has, not what the file says.
 func (h *HAProxy) Servers() (map[string]runtimeapi.Server, error) {
-	return runtimeapi.ServersState(context.Background(), h.StatsSock, "masters")
+	s, err := runtimeapi.ServersState(context.Background(), h.StatsSock, "masters")
+	return runtimeapi.ByName(s, "masters"), err
 }
 
 // ServersUp reports whether the masters backend has exactly the given servers,

@@ -67,7 +67,9 @@ func TestMetricsFollowChanges(t *testing.T) {
 		`haproxy_monitor_reloads_total{result="failed"}`:               0,
 		`haproxy_monitor_reload_verifications_total{result="timeout"}`: 0,
 		`haproxy_monitor_config_writes_total`:                          2,
-		`haproxy_monitor_config_generation`:                            2,
+		`haproxy_monitor_haproxy_runtime_api_up`:                       1,
+		`haproxy_monitor_reload_retries_total`:                         0,
+		`haproxy_monitor_config_failures_total{stage="reload"}`:        0,
 		`haproxy_monitor_event_to_reload_seconds_count`:                2,
 		`haproxy_monitor_reload_to_serving_seconds_count`:              2,
 	}

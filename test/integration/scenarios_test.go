@@ -333,3 +333,37 @@ func TestBurstIsDebounced(t *testing.T) {
 		t.Fatalf("50 changes gave %d reloads, want 1 to 5", got)
 	}
 }
+
+// 5b. A monitor that died between writing the file and delivering the reload
+// leaves haproxy serving an old set with the right file on disk. The next
+// monitor finds the file current, sees in haproxy's runtime API that haproxy
+// serves something else, and reloads.
+func TestRestartAfterLostReload(t *testing.T) {
+	s := newSite(t)
+	s.node("m1", harness.MasterLabel, 11)
+	s.startHAProxy()
+	s.startMonitor()
+	s.waitServing(30*time.Second, "m1")
+	s.stopMonitor()
+	// A monitor whose reload cannot be delivered writes the new file.
+	s.node("m2", harness.MasterLabel, 12)
+	good := s.args
+	s.args.Extra = append(append([]string{}, s.args.Extra...), "--reload-socket", filepath.Join(s.dir, "nobody-listens.sock"))
+	s.startMonitor()
+	s.waitLog(30*time.Second, "reload not delivered")
+	if !strings.Contains(string(s.cfg()), "server m2 ") {
+		t.Fatalf("file not written:\n%s", s.cfg())
+	}
+	s.stopMonitor()
+	if !s.hap.ServersUp("m1") {
+		t.Fatal("haproxy should still serve the old set")
+	}
+	reloads := s.hap.ReloadsReceived()
+	s.args = good
+	s.startMonitor()
+	s.waitServing(30*time.Second, "m1", "m2")
+	s.waitLog(10*time.Second, "haproxy serves other servers than the configuration on disk")
+	if got := s.hap.ReloadsReceived() - reloads; got != 1 {
+		t.Fatalf("%d reloads, want 1", got)
+	}
+}

@@ -1,0 +1,236 @@
+package reload
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/haproxycfg"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/runtimeapi"
+)
+
+const cfgAB = `backend masters
+  server a 198.18.0.1:6443 check
+  server b fd00::2:6443 check
+`
+
+const cfgA = `backend masters
+  server a 198.18.0.1:6443 check
+`
+
+// runtimeFake answers "show servers state" like haproxy's runtime API with a
+// settable list of "backend name addr port" rows.
+type runtimeFake struct {
+	mu   sync.Mutex
+	rows []string
+}
+
+func newRuntimeFake(t *testing.T, path string, rows ...string) *runtimeFake {
+	t.Helper()
+	f := &runtimeFake{rows: rows}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = bufio.NewReader(c).ReadString('\n')
+			f.mu.Lock()
+			out := "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_port\n"
+			for i, r := range f.rows {
+				p := strings.Fields(r)
+				out += fmt.Sprintf("3 %s %d %s %s 2 0 %s\n", p[0], i+1, p[1], p[2], p[3])
+			}
+			f.mu.Unlock()
+			_, _ = c.Write([]byte(out))
+			c.Close()
+		}
+	}()
+	return f
+}
+
+func (f *runtimeFake) set(rows ...string) {
+	f.mu.Lock()
+	f.rows = rows
+	f.mu.Unlock()
+}
+
+func startController(t *testing.T, opts Options) *Controller {
+	t.Helper()
+	opts.MinBackoff, opts.MaxBackoff = 10*time.Millisecond, 40*time.Millisecond
+	c := New(opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return c
+}
+
+// next returns the next event other than a health sample.
+func next(t *testing.T, c *Controller) Event {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev := <-c.Events():
+			if ev.Kind != Sampled {
+				return ev
+			}
+		case <-timeout:
+			t.Fatal("no event within 10s")
+		}
+	}
+}
+
+func expect(t *testing.T, c *Controller, kinds ...Kind) Event {
+	t.Helper()
+	var ev Event
+	for _, k := range kinds {
+		if ev = next(t, c); ev.Kind != k {
+			t.Fatalf("event %v (%v), want %v", ev.Kind, ev.Err, k)
+		}
+	}
+	return ev
+}
+
+// An undeliverable reload is retried until the reloader's socket appears,
+// then delivered once, carrying the event it serves.
+func TestControllerRetriesUntilSocketAppears(t *testing.T) {
+	path := sockPath(t)
+	c := startController(t, Options{Socket: path})
+	at := time.Now().Add(-time.Second)
+	c.Serve(Target{Config: []byte(cfgA), EventAt: at, Written: true})
+	expect(t, c, DeliveryFailed, DeliveryFailed)
+	l := listen(t, path)
+	var ev Event
+	for ev = next(t, c); ev.Kind == DeliveryFailed; ev = next(t, c) {
+	}
+	if ev.Kind != Delivered || ev.Attempt < 3 || !ev.EventAt.Equal(at) {
+		t.Fatalf("got %+v, want a delivery after the failed attempts carrying the event time", ev)
+	}
+	waitFor(t, "the reload line", func() bool { lines, _ := l.got(); return len(lines) == 1 })
+}
+
+// Targets that arrive while a delivery is owed merge into one reload, with
+// the earliest event.
+func TestControllerCoalesces(t *testing.T) {
+	path := sockPath(t)
+	c := startController(t, Options{Socket: path})
+	first := time.Now().Add(-time.Minute)
+	for i := 0; i < 20; i++ {
+		at := first.Add(time.Duration(i) * time.Second)
+		c.Serve(Target{Config: []byte(fmt.Sprintf("%s# %d\n", cfgA, i)), EventAt: at, Written: true})
+	}
+	expect(t, c, DeliveryFailed)
+	l := listen(t, path)
+	var ev Event
+	for ev = next(t, c); ev.Kind == DeliveryFailed; ev = next(t, c) {
+	}
+	if ev.Kind != Delivered || !ev.EventAt.Equal(first) {
+		t.Fatalf("got %+v, want one delivery for the earliest event", ev)
+	}
+	c.Serve(Target{Config: []byte(cfgAB), Written: true})
+	expect(t, c, Delivered)
+	waitFor(t, "two reload lines", func() bool { lines, _ := l.got(); return len(lines) >= 2 })
+	if lines, _ := l.got(); len(lines) != 2 {
+		t.Fatalf("21 targets in two bursts gave %d reloads, want 2", len(lines))
+	}
+}
+
+// A delivered reload haproxy does not act on is sent again after the verify
+// timeout; once haproxy serves the set, it is confirmed with the send time.
+func TestControllerConfirmsAndResends(t *testing.T) {
+	path, rt := sockPath(t), sockPath(t)
+	l := listen(t, path)
+	fake := newRuntimeFake(t, rt, "masters a 198.18.0.1 6443")
+	c := startController(t, Options{Socket: path, RuntimeSocket: rt, VerifyTimeout: 200 * time.Millisecond})
+	c.Serve(Target{Config: []byte(cfgAB), Written: true})
+	sent := expect(t, c, Delivered).At
+	ev := expect(t, c, NotServing)
+	if !ev.SentAt.Equal(sent) || ev.At.Sub(sent) < 200*time.Millisecond {
+		t.Fatalf("not-serving %+v after %v", ev, ev.At.Sub(sent))
+	}
+	expect(t, c, Delivered)
+	fake.set("masters a 198.18.0.1 6443", "masters b fd00::2 6443")
+	if ev := expect(t, c, Serving); ev.SentAt.IsZero() {
+		t.Fatalf("serving without the send time: %+v", ev)
+	}
+	waitFor(t, "two reload lines", func() bool { lines, _ := l.got(); return len(lines) >= 2 })
+	if lines, _ := l.got(); len(lines) != 2 {
+		t.Fatalf("%d reloads, want the first and the one sent again", len(lines))
+	}
+}
+
+// A configuration found on disk is checked, not reloaded, when haproxy
+// serves it; reloaded when haproxy serves something else.
+func TestControllerChecksConfigFoundOnDisk(t *testing.T) {
+	path, rt := sockPath(t), sockPath(t)
+	l := listen(t, path)
+	fake := newRuntimeFake(t, rt, "masters a 198.18.0.1 6443")
+	c := startController(t, Options{Socket: path, RuntimeSocket: rt})
+	c.Serve(Target{Config: []byte(cfgA)})
+	if ev := expect(t, c, Serving); !ev.SentAt.IsZero() {
+		t.Fatalf("a check reported a send: %+v", ev)
+	}
+	c.Serve(Target{Config: []byte(cfgA)}) // the same again: nothing to do
+	fake.set("masters a 198.18.0.9 6443")
+	c.Serve(Target{Config: []byte(cfgA + "# restarted\n")})
+	expect(t, c, Stale, Delivered)
+	waitFor(t, "the reload line", func() bool { lines, _ := l.got(); return len(lines) >= 1 })
+	if lines, _ := l.got(); len(lines) != 1 {
+		t.Fatalf("%d reloads, want 1 (for the stale one only)", len(lines))
+	}
+}
+
+// Without a runtime API socket (a template that has none) a reload cannot be
+// confirmed: said once, not retried.
+func TestControllerWithoutRuntimeSocket(t *testing.T) {
+	path := sockPath(t)
+	l := listen(t, path)
+	c := startController(t, Options{Socket: path, RuntimeSocket: sockPath(t), VerifyTimeout: 100 * time.Millisecond})
+	c.Serve(Target{Config: []byte(cfgA), Written: true})
+	expect(t, c, Delivered, Unverifiable)
+	waitFor(t, "the reload line", func() bool { lines, _ := l.got(); return len(lines) >= 1 })
+	if lines, _ := l.got(); len(lines) != 1 {
+		t.Fatalf("%d reloads, want 1", len(lines))
+	}
+}
+
+func TestServes(t *testing.T) {
+	rt := func(rows ...string) []runtimeapi.Server {
+		var out []runtimeapi.Server
+		for _, r := range rows {
+			p := strings.Fields(r)
+			out = append(out, runtimeapi.Server{Backend: p[0], Name: p[1], Addr: p[2], Port: p[3]})
+		}
+		return out
+	}
+	want := haproxycfg.Servers([]byte(cfgAB + "backend other\n  server c api.example:443\n"))
+	tests := []struct {
+		name    string
+		servers []runtimeapi.Server
+		ok      bool
+	}{
+		{"exactly", rt("masters a 198.18.0.1 6443", "masters b fd00::2 6443", "other c 203.0.113.7 443"), true},
+		{"one missing", rt("masters a 198.18.0.1 6443", "other c 203.0.113.7 443"), false},
+		{"one extra", rt("masters a 198.18.0.1 6443", "masters b fd00::2 6443", "masters x 198.18.0.9 6443", "other c 1.2.3.4 443"), false},
+		{"other address", rt("masters a 198.18.0.9 6443", "masters b fd00::2 6443", "other c 1.2.3.4 443"), false},
+		{"other port", rt("masters a 198.18.0.1 6444", "masters b fd00::2 6443", "other c 1.2.3.4 443"), false},
+		{"same name in another backend", rt("other a 198.18.0.1 6443", "masters b fd00::2 6443", "other c 1.2.3.4 443"), false},
+	}
+	for _, tc := range tests {
+		if got := Serves(tc.servers, want); got != tc.ok {
+			t.Errorf("%s: Serves = %v, want %v", tc.name, got, tc.ok)
+		}
+	}
+}
