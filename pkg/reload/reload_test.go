@@ -133,4 +133,3 @@ func TestSendStaleSocketFileFails(t *testing.T) {
 		t.Fatalf("send took %v", d)
 	}
 }
-
