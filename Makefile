@@ -3,13 +3,13 @@ SHELL := /bin/bash
 GO ?= go
 BIN_DIR ?= bin
 
-.PHONY: help build test unit fuzz lint demo bench e2e deps test-binaries clean
+.PHONY: help build test unit fuzz lint demo bench e2e lab-report deps test-binaries clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
 
-build: ## build bin/monitor
-	$(GO) build -o $(BIN_DIR)/monitor ./cmd/monitor
+build: ## build bin/monitor and bin/keepalived-conf
+	$(GO) build -o $(BIN_DIR)/ ./cmd/...
 
 deps: ## install haproxy, socat, keepalived, nftables, wrk from Debian when missing
 	hack/install-deps.sh
@@ -23,7 +23,7 @@ test: ## everything CI runs: deps, lint, unit + integration tests (race), short 
 unit: ## unit tests only, no installs
 	$(GO) test -count=1 ./pkg/... ./cmd/... ./manifests/...
 
-fuzz: ## fuzz each target for FUZZTIME (default 10s)
+fuzz: ## fuzz each target for a fixed number of executions (FUZZTIME overrides, e.g. 30s)
 	hack/fuzz.sh
 
 lint: ## gofmt, go vet, staticcheck
@@ -32,11 +32,14 @@ lint: ## gofmt, go vet, staticcheck
 demo: ## run the monitor against a local etcd + kube-apiserver + haproxy and show it follow changes
 	hack/demo.sh
 
-e2e: ## the HA lab in network namespaces (root); writes LAB.md
+e2e: ## the HA lab in network namespaces (root); results in _output/LAB.md
 	hack/e2e.sh
+
+lab-report: ## run the lab and, if it passes, copy its results to the committed LAB.md
+	hack/e2e.sh && cp _output/LAB.md LAB.md
 
 bench: ## benchmarks against the original's algorithm (~15 min); writes BENCHMARKS.md and bench/latest.txt
 	hack/bench.sh
 
 clean: ## remove build outputs (keeps the .cache of test binaries)
-	rm -rf $(BIN_DIR)
+	rm -rf $(BIN_DIR) _output

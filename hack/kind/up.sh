@@ -29,7 +29,7 @@ prio=100
 for node in $(kind get nodes --name "$name" | grep control-plane); do
   docker exec "$node" mkdir -p /etc/kubernetes/static-pod-resources/haproxy /etc/kubernetes/static-pod-resources/keepalived /etc/haproxy
   docker cp templates/haproxy.cfg.tmpl "$node":/etc/kubernetes/static-pod-resources/haproxy/haproxy.cfg.tmpl
-  go run ./hack/keepalived-conf -interface eth0 -vips "$vip" -priority "$prio" -auth-pass hapmkind |
+  go run ./cmd/keepalived-conf -interface eth0 -vips "$vip" -priority "$prio" -auth-pass hapmkind |
     docker exec -i "$node" tee /etc/kubernetes/static-pod-resources/keepalived/keepalived.conf >/dev/null
   # kind's kubelet kubeconfig lives in /etc/kubernetes/kubelet.conf.
   sed -e "s/198.18.0.100/$vip/" -e 's#/var/lib/kubelet/kubeconfig#/etc/kubernetes/kubelet.conf#' \

@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"errors"
+	"github.com/haproxy-monitor/haproxy-monitor/test/need"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,13 +132,7 @@ func TestCrashBeforeRenameLeavesOldFile(t *testing.T) {
 }
 
 func TestHAProxyCheck(t *testing.T) {
-	bin, err := exec.LookPath("haproxy")
-	if err != nil {
-		if os.Getenv("HAPM_REQUIRE_TOOLS") != "" {
-			t.Fatal("haproxy not installed")
-		}
-		t.Skip("haproxy not installed")
-	}
+	bin := need.Tool(t, "haproxy")[0]
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.cfg")
 	bad := filepath.Join(dir, "bad.cfg")
@@ -149,7 +144,7 @@ func TestHAProxyCheck(t *testing.T) {
 	if err := check(context.Background(), good); err != nil {
 		t.Fatalf("valid config refused: %v", err)
 	}
-	err = check(context.Background(), bad)
+	err := check(context.Background(), bad)
 	if err == nil || !strings.Contains(err.Error(), "nonsense-keyword") {
 		t.Fatalf("invalid config: err=%v, want haproxy's complaint", err)
 	}

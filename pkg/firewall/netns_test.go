@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/haproxy-monitor/haproxy-monitor/test/need"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -19,17 +20,8 @@ import (
 // open fd; both go away at cleanup.
 func netns(t *testing.T) (string, int) {
 	t.Helper()
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("HAPM_REQUIRE_TOOLS") != "" {
-				t.Fatalf("%s not installed", tool)
-			}
-			t.Skipf("%s not installed", tool)
-		}
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("network namespaces need root")
-	}
+	need.Tool(t, "ip", "nft")
+	need.Root(t)
 	name := fmt.Sprintf("hapm-fw-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	run(t, "ip", "netns", "add", name)
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })

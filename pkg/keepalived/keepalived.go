@@ -27,6 +27,25 @@ type family struct {
 	VIPs []string
 }
 
+// families splits the VIPs into one instance per address family, IPv4 first.
+func (c Config) families() []family {
+	v4, v6 := family{Name: "V4"}, family{Name: "V6"}
+	for _, v := range c.VIPs {
+		if v.Unmap().Is4() {
+			v4.VIPs = append(v4.VIPs, v.Unmap().String()+"/32")
+		} else {
+			v6.VIPs = append(v6.VIPs, v.String()+"/128")
+		}
+	}
+	var out []family
+	for _, f := range []family{v4, v6} {
+		if len(f.VIPs) > 0 {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 var (
 	ifaceRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
 	passRE  = regexp.MustCompile(`^[A-Za-z0-9]{1,8}$`)
@@ -39,8 +58,10 @@ func (c Config) Validate() error {
 	switch {
 	case !ifaceRE.MatchString(c.Interface):
 		return fmt.Errorf("interface %q is not an interface name", c.Interface)
-	case c.VirtualRouterID < 1 || c.VirtualRouterID > 254:
-		return fmt.Errorf("virtual router id %d is outside 1-254", c.VirtualRouterID)
+	case c.VirtualRouterID < 1 || c.VirtualRouterID+max(len(c.families()), 1)-1 > 255:
+		// Each address family gets its own instance, numbered from the id.
+		return fmt.Errorf("virtual router id %d is outside 1-%d (VRRP ids end at 255; one per address family of the VIPs)",
+			c.VirtualRouterID, 256-max(len(c.families()), 1))
 	case c.Priority < 1 || c.Priority > 254:
 		return fmt.Errorf("priority %d is outside 1-254", c.Priority)
 	case !passRE.MatchString(c.AuthPass):
@@ -55,39 +76,29 @@ func (c Config) Validate() error {
 
 // Render executes the template file at path with c.
 func Render(path string, c Config) ([]byte, error) {
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
 	text, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	t, err := template.New("keepalived").Funcs(template.FuncMap{"add": func(a, b int) int { return a + b }}).Parse(string(text))
+	return RenderText(string(text), c)
+}
+
+// RenderText executes the template text with c.
+func RenderText(text string, c Config) ([]byte, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	t, err := template.New("keepalived.conf").Funcs(template.FuncMap{"add": func(a, b int) int { return a + b }}).Option("missingkey=error").Parse(text)
 	if err != nil {
-		return nil, fmt.Errorf("parsing %s: %w", path, err)
-	}
-	var v4, v6 family
-	v4.Name, v6.Name = "V4", "V6"
-	for _, v := range c.VIPs {
-		if v.Is4() {
-			v4.VIPs = append(v4.VIPs, v.String()+"/32")
-		} else {
-			v6.VIPs = append(v6.VIPs, v.String()+"/128")
-		}
-	}
-	var fams []family
-	for _, f := range []family{v4, v6} {
-		if len(f.VIPs) > 0 {
-			fams = append(fams, f)
-		}
+		return nil, fmt.Errorf("parsing the keepalived template: %w", err)
 	}
 	data := struct {
 		Config
 		Families []family
-	}{c, fams}
+	}{c, c.families()}
 	var buf bytes.Buffer
 	if err := t.Execute(&buf, data); err != nil {
-		return nil, fmt.Errorf("rendering %s: %w", path, err)
+		return nil, fmt.Errorf("rendering the keepalived template: %w", err)
 	}
 	return buf.Bytes(), nil
 }

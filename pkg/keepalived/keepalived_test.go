@@ -3,6 +3,7 @@ package keepalived
 import (
 	"bytes"
 	"flag"
+	"github.com/haproxy-monitor/haproxy-monitor/test/need"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -36,13 +37,7 @@ func TestRenderGoldenAndKeepalivedAccepts(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("rendered differently from %s:\n%s", golden, got)
 	}
-	bin, err := exec.LookPath("keepalived")
-	if err != nil {
-		if os.Getenv("HAPM_REQUIRE_TOOLS") != "" {
-			t.Fatal("keepalived not installed")
-		}
-		t.Skip("keepalived not installed")
-	}
+	bin := need.Tool(t, "keepalived")[0]
 	f := filepath.Join(t.TempDir(), "keepalived.conf")
 	_ = os.WriteFile(f, got, 0o644)
 	if out, err := exec.Command(bin, "--config-test", "-f", f).CombinedOutput(); err != nil {
@@ -52,18 +47,41 @@ func TestRenderGoldenAndKeepalivedAccepts(t *testing.T) {
 
 func TestValidateRefuses(t *testing.T) {
 	cases := map[string]func(*Config){
-		"interface injection": func(c *Config) { c.Interface = "eth0\n}" },
-		"router id":           func(c *Config) { c.VirtualRouterID = 255 },
-		"priority":            func(c *Config) { c.Priority = 0 },
-		"long pass":           func(c *Config) { c.AuthPass = "123456789" },
-		"url with quote":      func(c *Config) { c.HealthURL = `http://x/" ; rm -rf /` },
-		"no vip":              func(c *Config) { c.VIPs = nil },
+		"interface injection":             func(c *Config) { c.Interface = "eth0\n}" },
+		"router id 0":                     func(c *Config) { c.VirtualRouterID = 0 },
+		"router id 255 with two families": func(c *Config) { c.VirtualRouterID = 255 },
+		"router id 256":                   func(c *Config) { c.VirtualRouterID = 256; c.VIPs = c.VIPs[:1] },
+		"priority":                        func(c *Config) { c.Priority = 0 },
+		"long pass":                       func(c *Config) { c.AuthPass = "123456789" },
+		"url with quote":                  func(c *Config) { c.HealthURL = `http://x/" ; rm -rf /` },
+		"no vip":                          func(c *Config) { c.VIPs = nil },
 	}
 	for name, mutate := range cases {
 		c := good()
 		mutate(&c)
 		if _, err := Render(tmpl, c); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// Every instance's router id is within VRRP's 1-255, checked by keepalived:
+// the last id fits with one family, and with two the second instance's does.
+func TestRouterIDEdges(t *testing.T) {
+	bin := need.Tool(t, "keepalived")[0]
+	v4 := good()
+	v4.VIPs, v4.VirtualRouterID = v4.VIPs[:1], 255
+	dual := good()
+	dual.VirtualRouterID = 254
+	for name, c := range map[string]Config{"IPv4 only, 255": v4, "dual stack, 254 and 255": dual} {
+		out, err := Render(tmpl, c)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		f := filepath.Join(t.TempDir(), "keepalived.conf")
+		_ = os.WriteFile(f, out, 0o644)
+		if msg, err := exec.Command(bin, "--config-test", "-f", f).CombinedOutput(); err != nil {
+			t.Fatalf("%s: keepalived --config-test: %v\n%s", name, err, msg)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package runtimeapi
 
 import (
 	"context"
+	"github.com/haproxy-monitor/haproxy-monitor/test/need"
 	"net"
 	"os"
 	"os/exec"
@@ -39,13 +40,7 @@ func TestParseServersState(t *testing.T) {
 // Against a real haproxy with a read-only (level user) socket, as the
 // monitor uses it.
 func TestServersStateRealHAProxy(t *testing.T) {
-	bin, err := exec.LookPath("haproxy")
-	if err != nil {
-		if os.Getenv("HAPM_REQUIRE_TOOLS") != "" {
-			t.Fatal("haproxy not installed")
-		}
-		t.Skip("haproxy not installed")
-	}
+	bin := need.Tool(t, "haproxy")[0]
 	dir, _ := os.MkdirTemp("", "rtapi")
 	defer os.RemoveAll(dir)
 	sock := filepath.Join(dir, "s.sock")

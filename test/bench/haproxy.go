@@ -8,45 +8,28 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/haproxy-monitor/haproxy-monitor/test/harness"
+	"github.com/haproxy-monitor/haproxy-monitor/test/load"
 )
 
-type loadResult struct {
-	sent, failed int64
-}
-
-// load sends HTTPS requests through the load balancer, a new TCP connection
-// each, from 4 workers until stop or the time limit.
-func load(hap *harness.HAProxy, stop <-chan struct{}, limit time.Duration) loadResult {
-	var sent, failed atomic.Int64
-	var wg sync.WaitGroup
-	deadline := time.Now().Add(limit)
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := harness.LBClient(5 * time.Second)
-			for time.Now().Before(deadline) {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				sent.Add(1)
-				if _, err := hap.Get(c, "/version"); err != nil {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return loadResult{sent: sent.Load(), failed: failed.Load()}
+// runLoad sends HTTPS requests through the load balancer, a new TCP
+// connection each, from 4 workers until stop or the time limit.
+func runLoad(hap *harness.HAProxy, stop <-chan struct{}, limit time.Duration) load.Result {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return load.Run(ctx, load.Options{URL: "https://127.0.0.1:" + strconv.Itoa(hap.LBPort) + "/version",
+		Workers: 4, Duration: limit, Timeout: 5 * time.Second})
 }
 
 // haproxySide: monitor-driven reloads of a real haproxy under load, with our
@@ -66,7 +49,7 @@ func (b *bench) haproxySide() error {
 	}
 	type outcome struct {
 		variant     string
-		load        loadResult
+		load        load.Result
 		writeToServ []float64
 		reloadToSrv float64 // mean seconds, from the monitor's histogram
 	}
@@ -101,8 +84,8 @@ func (b *bench) haproxySide() error {
 				return fmt.Errorf("haproxy not serving m1-m3")
 			}
 			stop := make(chan struct{})
-			res := make(chan loadResult, 1)
-			go func() { res <- load(hap, stop, 10*time.Minute) }()
+			res := make(chan load.Result, 1)
+			go func() { res <- runLoad(hap, stop, 10*time.Minute) }()
 			for i := 0; i < b.cfg.reloads; i++ {
 				want := []string{"m1", "m2", "m3"}
 				start := time.Now()
@@ -135,9 +118,9 @@ func (b *bench) haproxySide() error {
 		}
 		// Leave m4 absent for the next variant.
 		_ = b.client.CoreV1().Nodes().Delete(ctx, "m4", metav1.DeleteOptions{})
-		b.sample(fmt.Sprintf("FailedRequests%dReloads/template=%s", b.cfg.reloads, strings.ReplaceAll(variant, " ", "-")), float64(out.load.failed), "requests")
+		b.sample(fmt.Sprintf("FailedRequests%dReloads/template=%s", b.cfg.reloads, strings.ReplaceAll(variant, " ", "-")), float64(out.load.Failed), "requests")
 		fmt.Printf("   %-18s %d reloads: %d requests, %d failed; reload→serving mean %.1f ms\n",
-			variant, b.cfg.reloads, out.load.sent, out.load.failed, out.reloadToSrv*1000)
+			variant, b.cfg.reloads, out.load.Sent, out.load.Failed, out.reloadToSrv*1000)
 		outs = append(outs, out)
 	}
 	b.printf("\n## 5. haproxy under monitor-driven reloads\n\n")
@@ -148,7 +131,7 @@ func (b *bench) haproxySide() error {
 	b.printf("| template | requests | failed | API write → serving min / median / p99 | reload → serving (mean) |\n|---|---|---|---|---|\n")
 	for _, o := range outs {
 		s := summarize(o.writeToServ)
-		b.printf("| %s | %d | %d | %.0f / %.0f / %.0f ms | %.1f ms |\n", o.variant, o.load.sent, o.load.failed, s.Min, s.Median, s.P99, o.reloadToSrv*1000)
+		b.printf("| %s | %d | %d | %.0f / %.0f / %.0f ms | %.1f ms |\n", o.variant, o.load.Sent, o.load.Failed, s.Min, s.Median, s.P99, o.reloadToSrv*1000)
 	}
 	b.printf("\nOn Linux the old and new haproxy overlap on SO_REUSEPORT listeners, so a zero for the variant without\n")
 	b.printf("`expose-fd` is possible: this run measures what our template guarantees, not a failure of the other.\n")

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/haproxy-monitor/haproxy-monitor/test/harness"
+	"github.com/haproxy-monitor/haproxy-monitor/test/load"
 )
 
 func main() {
@@ -192,16 +194,12 @@ func (d *demo) expect(what string, names ...string) error {
 }
 
 func (d *demo) traffic(n int) error {
-	c := harness.LBClient(2 * time.Second)
-	by := map[string]int{}
-	for i := 0; i < n; i++ {
-		b, err := d.hap.Get(c, "/version")
-		if err != nil {
-			return fmt.Errorf("request through the load balancer: %w", err)
-		}
-		by[b]++
+	url := "https://127.0.0.1:" + strconv.Itoa(d.hap.LBPort) + "/version"
+	r := load.Run(context.Background(), load.Options{URL: url, Workers: 1, Requests: n, Duration: time.Minute})
+	if r.Failed != 0 {
+		return fmt.Errorf("requests through the load balancer: %d of %d failed: %v", r.Failed, r.Sent, r.Errors)
 	}
-	fmt.Printf("  %d requests through https://127.0.0.1:%d: %v, 0 failed\n", n, d.hap.LBPort, by)
+	fmt.Printf("  %d requests through %s: %v, 0 failed\n", r.Sent, url, r.ByBackend)
 	return nil
 }
 

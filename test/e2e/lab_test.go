@@ -7,6 +7,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -22,6 +23,8 @@ import (
 
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/keepalived"
 	"github.com/haproxy-monitor/haproxy-monitor/test/harness"
+	"github.com/haproxy-monitor/haproxy-monitor/test/load"
+	"github.com/haproxy-monitor/haproxy-monitor/test/need"
 )
 
 const (
@@ -78,13 +81,12 @@ var L *lab
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
-	if err := harness.Require("etcd", "kube-apiserver", "haproxy", "socat", "keepalived", "curl", "nft", "ip", "unshare"); err != nil || os.Geteuid() != 0 {
-		if os.Getenv("HAPM_REQUIRE_TOOLS") != "" {
-			fmt.Fprintln(os.Stderr, "e2e: needs root and:", err)
-			return 1
-		}
-		fmt.Println("e2e: skipped:", err)
-		return 0
+	err := harness.Require("etcd", "kube-apiserver", "haproxy", "socat", "keepalived", "curl", "nft", "ip", "unshare")
+	if err == nil && os.Geteuid() != 0 {
+		err = errors.New("the lab needs root")
+	}
+	if code, stop := need.Main("e2e", err); stop {
+		return code
 	}
 	l, err := setup(ipv4, "a")
 	if l != nil {
@@ -268,20 +270,13 @@ func (l *lab) master(name string) *master {
 	return nil
 }
 
-// load is a running loadgen in the client namespace.
-type load struct {
+// runningLoad is a loadgen in the client namespace.
+type runningLoad struct {
 	proc *harness.Process
 	out  string
 }
 
-type loadResult struct {
-	Sent            int64    `json:"sent"`
-	Failed          int64    `json:"failed"`
-	LongestOutageMS float64  `json:"longest_outage_ms"`
-	Errors          []string `json:"errors"`
-}
-
-func (l *lab) startLoad(t *testing.T, name string) *load {
+func (l *lab) startLoad(t *testing.T, name string) *runningLoad {
 	t.Helper()
 	out := filepath.Join(l.dir, "load-"+name+".json")
 	p, err := harness.StartProcess("loadgen", out, nil, l.net.Wrap("c", []string{
@@ -290,24 +285,35 @@ func (l *lab) startLoad(t *testing.T, name string) *load {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &load{proc: p, out: out}
+	return &runningLoad{proc: p, out: out}
 }
 
-func (ld *load) stop(t *testing.T) loadResult {
+func (ld *runningLoad) stop(t *testing.T) load.Result {
 	t.Helper()
 	_ = ld.proc.Signal(syscall.SIGTERM)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = ld.proc.Wait(ctx)
-	var r loadResult
-	log := ld.proc.Log()
-	if i := strings.LastIndex(log, "{"); i < 0 || json.Unmarshal([]byte(log[i:]), &r) != nil {
-		t.Fatalf("loadgen output: %q", log)
+	var r load.Result
+	dec := json.NewDecoder(strings.NewReader(ld.proc.Log()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		t.Fatalf("loadgen output %q: %v", ld.proc.Log(), err)
 	}
 	return r
 }
 
-func (l *lab) record(t *testing.T, scenario string, r loadResult, note string) {
+// bound fails the scenario when it lost more than a regression allows:
+// about twice what it measured when the bound was set (LAB.md).
+func bound(t *testing.T, r load.Result, maxFailed int64, maxOutage time.Duration) {
+	t.Helper()
+	if r.Failed > maxFailed || r.LongestOutage() > maxOutage {
+		t.Errorf("%d failed, longest outage %v: beyond the bound of %d failed, %v (%v)", r.Failed,
+			r.LongestOutage().Round(time.Millisecond), maxFailed, maxOutage, r.Errors)
+	}
+}
+
+func (l *lab) record(t *testing.T, scenario string, r load.Result, note string) {
 	if l.fam.name != "IPv4" {
 		scenario += " (" + l.fam.name + ")"
 	}

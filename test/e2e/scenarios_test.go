@@ -143,6 +143,7 @@ func TestKillAPIServer(t *testing.T) {
 	detect := time.Since(start)
 	r := ld.stop(t)
 	L.record(t, "3. kill one kube-apiserver", r, fmt.Sprintf("haproxy marked it DOWN after %v", detect.Round(100*time.Millisecond)))
+	bound(t, r, 6, 200*time.Millisecond) // measured 1-3 failed, 14-27 ms
 	afterwards(t, "kill-apiserver")
 	if err := L.cp.StartAPIServer(context.Background(), api); err != nil {
 		t.Fatal(err)
@@ -169,6 +170,7 @@ func TestKillHAProxyOnHolder(t *testing.T) {
 	time.Sleep(2 * time.Second) // let the client see the new holder before stopping the load
 	r := ld.stop(t)
 	L.record(t, "4. kill haproxy on the VIP holder", r, fmt.Sprintf("VIP %s → %s after %v", old.name, next, moved.Round(100*time.Millisecond)))
+	bound(t, r, 800, 5*time.Second) // measured 302-410 failed, 1958-2528 ms
 	afterwards(t, "kill-haproxy")
 	// Restore: haproxy back on the old holder, which takes the VIP back.
 	if err := old.hap.Start(); err != nil {
@@ -204,6 +206,7 @@ func TestCutHolderLink(t *testing.T) {
 	time.Sleep(3 * time.Second) // the client sees the new holder; haproxy marks the cut apiserver down
 	r := ld.stop(t)
 	L.record(t, "5. cut the VIP holder's link", r, fmt.Sprintf("VIP %s → %s after %v", old, next, moved.Round(100*time.Millisecond)))
+	bound(t, r, 20, 8*time.Second) // measured 8 failed, ~4060 ms
 	if err := L.net.SetLink(old, true); err != nil {
 		t.Fatal(err)
 	}

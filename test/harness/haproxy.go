@@ -2,10 +2,7 @@ package harness
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -207,26 +204,4 @@ func (h *HAProxy) ServersUp(want ...string) bool {
 		}
 	}
 	return true
-}
-
-// LBClient makes one new TCP connection per request, so roundrobin spreads them.
-func LBClient(timeout time.Duration) *http.Client {
-	return &http.Client{Timeout: timeout, Transport: &http.Transport{
-		DisableKeepAlives: true,
-		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // passthrough to test backends
-	}}
-}
-
-// Get requests path through the load balancer and returns the serving backend.
-func (h *HAProxy) Get(c *http.Client, path string) (string, error) {
-	resp, err := c.Get("https://127.0.0.1:" + strconv.Itoa(h.LBPort) + path)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("status %s", resp.Status)
-	}
-	return resp.Header.Get("X-Backend"), nil
 }

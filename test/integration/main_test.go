@@ -6,6 +6,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"github.com/haproxy-monitor/haproxy-monitor/test/need"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,13 +35,8 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	if err := harness.Require("etcd", "kube-apiserver", "haproxy", "socat", "unshare"); err != nil {
-		if os.Getenv("HAPM_REQUIRE_TOOLS") != "" {
-			fmt.Fprintln(os.Stderr, "integration:", err)
-			return 1
-		}
-		fmt.Println("integration: skipped:", err)
-		return 0
+	if code, stop := need.Main("integration", harness.Require("etcd", "kube-apiserver", "haproxy", "socat", "unshare")); stop {
+		return code
 	}
 	var err error
 	workDir, err = os.MkdirTemp("", "hapm-it")

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/haproxy-monitor/haproxy-monitor/test/harness"
+	"github.com/haproxy-monitor/haproxy-monitor/test/load"
 )
 
 // 1. Three masters exist → cfg rendered, haproxy reloaded, all UP, traffic flows.
@@ -125,14 +126,8 @@ func TestAPIServerOutage(t *testing.T) {
 	s := newSite(t)
 	ctx := context.Background()
 	api, before, reloads := s.servingThenAPIDown()
-	sent, failed := 0, 0
-	lb := harness.LBClient(2 * time.Second)
-	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); sent++ {
-		if _, err := s.hap.Get(lb, "/version"); err != nil {
-			failed++
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	r := load.Run(ctx, load.Options{URL: s.lbURL("/version"), Workers: 1, Pause: 100 * time.Millisecond, Duration: 30 * time.Second})
+	sent, failed := r.Sent, r.Failed
 	if !harness.FileUnchanged(s.hap.CfgPath, before) || s.hap.ReloadsReceived() != reloads {
 		t.Fatal("cfg changed or haproxy reloaded while the API was down")
 	}

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/haproxy-monitor/haproxy-monitor/test/harness"
+	"github.com/haproxy-monitor/haproxy-monitor/test/load"
 )
 
 // site is one control-plane node's load balancer: haproxy with the
@@ -134,20 +136,15 @@ func (s *site) waitServing(timeout time.Duration, names ...string) time.Duration
 	return time.Since(start)
 }
 
-// traffic sends n requests through the load balancer and returns the
-// backends that answered, counting failures.
-func (s *site) traffic(n int) (byBackend map[string]int, failed int) {
-	c := harness.LBClient(2 * time.Second)
-	byBackend = map[string]int{}
-	for i := 0; i < n; i++ {
-		b, err := s.hap.Get(c, "/version")
-		if err != nil {
-			failed++
-			continue
-		}
-		byBackend[b]++
-	}
-	return byBackend, failed
+// traffic sends n requests through the load balancer, one at a time, and
+// returns the backends that answered and the failures.
+func (s *site) traffic(n int) (byBackend map[string]int64, failed int64) {
+	r := load.Run(context.Background(), load.Options{URL: s.lbURL("/version"), Workers: 1, Requests: n, Duration: time.Minute})
+	return r.ByBackend, r.Failed
+}
+
+func (s *site) lbURL(path string) string {
+	return "https://127.0.0.1:" + strconv.Itoa(s.hap.LBPort) + path
 }
 
 func (s *site) cfg() []byte {

@@ -1,0 +1,151 @@
+// Package load is the one load generator of the integration suite, the lab,
+// the benchmarks and the demo: workers send HTTPS GETs, each on a new TCP
+// connection, and one Result with one definition of "failed" and "outage"
+// says what happened.
+package load
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options shape a run. Duration is required: every load loop is bounded.
+type Options struct {
+	URL string
+	// RootCAs verifies the server; nil skips verification (the suites'
+	// stand-in backends behind a TCP passthrough).
+	RootCAs  *x509.CertPool
+	Workers  int           // default 4
+	Pause    time.Duration // between one worker's requests
+	Requests int           // stop after this many in all; 0: no limit
+	Duration time.Duration // upper bound on the run
+	Timeout  time.Duration // per request; default 2s
+}
+
+// Result is what a run saw.
+type Result struct {
+	Sent int64 `json:"sent"`
+	// Failed counts requests without a 200 answer: a connection, TLS or
+	// timeout error, or another status.
+	Failed int64 `json:"failed"`
+	// LongestOutageMS is the longest time between two successful requests
+	// with failures in between (to the end of the run if it ended failing).
+	LongestOutageMS float64 `json:"longest_outage_ms"`
+	// ByBackend counts successful answers by their X-Backend header (the
+	// suites' stand-in apiservers name themselves there).
+	ByBackend map[string]int64 `json:"by_backend,omitempty"`
+	// Errors are the first five failures.
+	Errors []string `json:"errors,omitempty"`
+}
+
+// LongestOutage is LongestOutageMS as a duration.
+func (r Result) LongestOutage() time.Duration {
+	return time.Duration(r.LongestOutageMS * float64(time.Millisecond))
+}
+
+// recorder keeps the result while workers report.
+type recorder struct {
+	mu          sync.Mutex
+	res         Result
+	lastOK      time.Time
+	failedSince bool
+}
+
+func (r *recorder) record(backend string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.res.Sent++
+	now := time.Now()
+	if err != nil {
+		r.res.Failed++
+		r.failedSince = true
+		if len(r.res.Errors) < 5 {
+			r.res.Errors = append(r.res.Errors, err.Error())
+		}
+		return
+	}
+	r.res.ByBackend[backend]++
+	r.closeOutage(now)
+	r.lastOK = now
+}
+
+func (r *recorder) closeOutage(now time.Time) {
+	if !r.failedSince {
+		return
+	}
+	if gap := float64(now.Sub(r.lastOK)) / float64(time.Millisecond); gap > r.res.LongestOutageMS {
+		r.res.LongestOutageMS = gap
+	}
+	r.failedSince = false
+}
+
+// Run sends load until ctx ends, Duration passes or Requests were sent.
+func Run(ctx context.Context, o Options) Result {
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Second
+	}
+	if o.Duration <= 0 {
+		o.Duration = time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Duration)
+	defer cancel()
+	rec := &recorder{res: Result{ByBackend: map[string]int64{}}, lastOK: time.Now()}
+	var claimed atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < o.Workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: o.Timeout, Transport: &http.Transport{DisableKeepAlives: true,
+				TLSClientConfig: &tls.Config{RootCAs: o.RootCAs, InsecureSkipVerify: o.RootCAs == nil, MinVersion: tls.VersionTLS12}}} //nolint:gosec // see RootCAs
+			for ctx.Err() == nil {
+				if o.Requests > 0 && claimed.Add(1) > int64(o.Requests) {
+					return
+				}
+				backend, err := get(ctx, client, o.URL)
+				if ctx.Err() != nil && err != nil {
+					return // cut off by the end of the run, not a failure
+				}
+				rec.record(backend, err)
+				if o.Pause > 0 {
+					select {
+					case <-ctx.Done():
+					case <-time.After(o.Pause):
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	rec.closeOutage(time.Now())
+	return rec.res
+}
+
+func get(ctx context.Context, c *http.Client, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("status %s", resp.Status)
+	}
+	return resp.Header.Get("X-Backend"), nil
+}

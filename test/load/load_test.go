@@ -1,0 +1,45 @@
+package load
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Failures and the outage are what the result says: a server that fails a
+// stretch of requests in the middle shows as failed requests and an outage
+// at least as long as the stretch.
+func TestRunCountsFailuresAndOutage(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i := n.Add(1)
+		if i > 10 && i <= 20 {
+			time.Sleep(10 * time.Millisecond)
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("X-Backend", "m1")
+	}))
+	defer srv.Close()
+	res := Run(context.Background(), Options{URL: srv.URL, Workers: 1, Requests: 40, Duration: 30 * time.Second})
+	if res.Sent != 40 || res.Failed != 10 || res.ByBackend["m1"] != 30 {
+		t.Fatalf("result %+v, want 40 sent, 10 failed, 30 from m1", res)
+	}
+	if res.LongestOutage() < 100*time.Millisecond || len(res.Errors) != 5 {
+		t.Fatalf("outage %v, errors %v; want at least the 10 × 10 ms failing and five errors", res.LongestOutage(), res.Errors)
+	}
+}
+
+// The run is bounded by Duration whatever the server does.
+func TestRunIsBounded(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	start := time.Now()
+	res := Run(context.Background(), Options{URL: srv.URL, Duration: 200 * time.Millisecond, Pause: time.Millisecond})
+	if d := time.Since(start); d > 5*time.Second || res.Sent == 0 || res.Failed != 0 {
+		t.Fatalf("ran %v, %+v", d, res)
+	}
+}
