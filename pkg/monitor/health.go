@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -157,5 +156,3 @@ func (m *Monitor) healthMux() *http.ServeMux {
 	mux.Handle("/metrics", promhttp.HandlerFor(m.metrics.Registry, promhttp.HandlerOpts{}))
 	return mux
 }
-
-func portString(p uint16) string { return strconv.Itoa(int(p)) }

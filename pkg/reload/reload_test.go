@@ -3,15 +3,12 @@ package reload
 import (
 	"bufio"
 	"context"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/sirupsen/logrus"
 )
 
 // listener is a real unix socket server that records each line it receives.
@@ -78,12 +75,6 @@ func sockPath(t *testing.T) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return filepath.Join(dir, "m.sock")
-}
-
-func quietLog() logrus.FieldLogger {
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	return l
 }
 
 func TestSendWritesReloadLine(t *testing.T) {
