@@ -59,7 +59,7 @@ func TestApplyKeepsMode(t *testing.T) {
 	}
 }
 
-func TestApplyRejectedByValidatorLeavesOldFile(t *testing.T) {
+func TestDifferenceValidatedBeforeReplace(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "haproxy.cfg")
 	if err := os.WriteFile(path, []byte("good"), 0o644); err != nil {
@@ -104,7 +104,7 @@ func TestApplyReadOnlyDirLeavesOldFile(t *testing.T) {
 
 // A process that dies between writing the temp file and renaming it must leave
 // the old file whole. The crash is real: a child process exits mid-apply.
-func TestCrashBeforeRenameLeavesOldFile(t *testing.T) {
+func TestDifferenceAtomicWriteSurvivesCrash(t *testing.T) {
 	if path := os.Getenv("APPLY_CRASH_PATH"); path != "" {
 		f := &File{Path: path, beforeRename: func() { os.Exit(3) }}
 		_, _ = f.Apply(context.Background(), []byte(strings.Repeat("new line\n", 10000)))
@@ -115,7 +115,7 @@ func TestCrashBeforeRenameLeavesOldFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("old config\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashBeforeRenameLeavesOldFile$")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDifferenceAtomicWriteSurvivesCrash$")
 	cmd.Env = append(os.Environ(), "APPLY_CRASH_PATH="+path)
 	err := cmd.Run()
 	var exit *exec.ExitError

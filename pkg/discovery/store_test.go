@@ -1,6 +1,11 @@
 package discovery
 
+//lint:file-ignore SA1019 the stub implements the Client, whose degraded source is the v1 Endpoints
+
 import (
+	"context"
+	"errors"
+	"reflect"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -62,3 +67,34 @@ func TestProjStoreSignalsOnlyRealChanges(t *testing.T) {
 		t.Error("a bookmark did not count as contact with the API")
 	}
 }
+
+// The original lists only Nodes labelled node-role.kubernetes.io/master;
+// kubeadm since 1.24 labels control-plane only, so we watch both.
+func TestDifferenceBothRoleLabels(t *testing.T) {
+	for _, label := range []string{MasterLabel, ControlPlaneLabel} {
+		n := testNode("m1", false, "198.18.0.1")
+		n.Labels[label] = ""
+		if _, _, ok := projectNode(label)(n); !ok {
+			t.Errorf("a node labelled %s is not a member", label)
+		}
+	}
+	var asked []string
+	New(stubClient{nodes: func(sel string) { asked = append(asked, sel) }}, Options{})
+	if !reflect.DeepEqual(asked, []string{MasterLabel, ControlPlaneLabel}) {
+		t.Fatalf("watches asked for %v, want one per role label", asked)
+	}
+}
+
+// stubClient records what is asked of it and serves nothing.
+type stubClient struct{ nodes func(selector string) }
+
+func (s stubClient) Nodes(sel string) cache.ListerWatcher {
+	s.nodes(sel)
+	return &cache.ListWatch{}
+}
+func (stubClient) KubernetesSlices() cache.ListerWatcher { return &cache.ListWatch{} }
+func (stubClient) KubernetesEndpoints(context.Context) (*corev1.Endpoints, error) {
+	return nil, errors.New("stub")
+}
+func (stubClient) Node(context.Context, string) (*corev1.Node, error) { return nil, errors.New("stub") }
+func (stubClient) WhoAmI(context.Context) (string, error)             { return "", errors.New("stub") }

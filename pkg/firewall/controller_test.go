@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -72,5 +74,23 @@ func TestControllerReportsRealState(t *testing.T) {
 	defer mu.Unlock()
 	if len(reports) != 2 || reports[1] {
 		t.Fatalf("reports %v, want [true false] after shutdown", reports)
+	}
+}
+
+// The original probes haproxy with an HTTP client without a timeout: a hung
+// haproxy stalls its loop for good. Ours gives up at the step's deadline.
+func TestDifferenceProbeHasTimeout(t *testing.T) {
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-hang }))
+	defer srv.Close()
+	defer close(hang) // before Close, which waits for the handler
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := HTTPProbe(srv.URL + "/haproxy_ready")(ctx); err == nil {
+		t.Fatal("a hung haproxy probed healthy")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("the probe took %v with a 100 ms deadline", d)
 	}
 }

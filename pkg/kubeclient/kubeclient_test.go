@@ -30,7 +30,7 @@ func writeKubeconfig(t *testing.T, dir, cluster, user string) string {
 
 // The original split the server host on dots and panicked on fewer than three
 // labels; every server form must load here.
-func TestLoadServerForms(t *testing.T) {
+func TestDifferenceAnyKubeconfigServerForm(t *testing.T) {
 	cases := map[string][]string{
 		"https://localhost:6443":          {"localhost:6443"},
 		"https://127.0.0.1:6443":          {"127.0.0.1:6443", "localhost:6443"},

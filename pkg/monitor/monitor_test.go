@@ -317,7 +317,7 @@ func TestMonitorIgnoresHeartbeats(t *testing.T) {
 
 // Losing every member must not empty a working config; the original would
 // write a backend section without servers and reload.
-func TestMonitorKeepsConfigWhenNoBackends(t *testing.T) {
+func TestDifferenceKeepsConfigWithoutBackends(t *testing.T) {
 	cfg := testConfig(t, newSinkPath(t))
 	h := start(t, cfg, true, node("m1", discovery.MasterLabel, "198.18.0.11"))
 	h.waitServers("m1=198.18.0.11:6443")
@@ -344,7 +344,7 @@ func TestMonitorKeepsConfigWhenNoBackends(t *testing.T) {
 
 // The original exits when the socket is missing; here the config is written
 // and the reload is delivered once the reloader shows up.
-func TestMonitorReloadSocketAppearsLater(t *testing.T) {
+func TestDifferenceReloadSocketMissingAtStart(t *testing.T) {
 	cfg := testConfig(t, newSinkPath(t))
 	h := start(t, cfg, false, node("m1", discovery.MasterLabel, "198.18.0.11"))
 	h.waitServers("m1=198.18.0.11:6443")
