@@ -71,6 +71,9 @@ type Snapshot struct {
 	// APIEndpoints are the apiservers' host:port from the kubernetes
 	// EndpointSlice, or from the Endpoints in ModeDegraded.
 	APIEndpoints []string
+	// SlicesCurrent says the EndpointSlice watch is synced: APIEndpoints
+	// are then the ready apiservers as the API sees them now.
+	SlicesCurrent bool
 }
 
 // Status says which sources the API refuses, for logs and readiness.
@@ -245,7 +248,7 @@ func (s *Source) Snapshot() Snapshot {
 		snap.APIServers, snap.Self = v.addrs, v.self
 		snap.APIEndpoints = append(snap.APIEndpoints, v.endpoints...)
 	}
-	if s.slices.current() {
+	if snap.SlicesCurrent = s.slices.current(); snap.SlicesCurrent {
 		s.sliceSt.each(func(_ string, eps []string) { snap.APIEndpoints = append(snap.APIEndpoints, eps...) })
 	}
 	sort.Strings(snap.APIEndpoints)

@@ -22,32 +22,7 @@ type Server struct {
 // Servers returns the server lines of every backend and listen section, in
 // file order. Lines it cannot read (no address, a port out of range) are
 // left out: what it returns is only ever a hint about the file.
-func Servers(cfg []byte) []Server {
-	var out []Server
-	section := ""
-	for _, line := range strings.Split(string(cfg), "\n") {
-		f := strings.Fields(stripComment(line))
-		if len(f) == 0 {
-			continue
-		}
-		if sectionKeywords[f[0]] {
-			section = ""
-			if (f[0] == "backend" || f[0] == "listen") && len(f) > 1 {
-				section = f[1]
-			}
-			continue
-		}
-		if section == "" || f[0] != "server" || len(f) < 3 {
-			continue
-		}
-		host, port, ok := SplitAddress(f[2])
-		if !ok {
-			continue
-		}
-		out = append(out, Server{Section: section, Name: f[1], Address: host, Port: port, Keywords: f[3:]})
-	}
-	return out
-}
+func Servers(cfg []byte) []Server { return Parse(cfg).Servers }
 
 // sectionKeywords start a section wherever they stand (indentation means
 // nothing to haproxy).
@@ -98,4 +73,56 @@ func SplitAddress(s string) (host string, port uint16, ok bool) {
 		host = a.Unmap().String()
 	}
 	return host, port, host != ""
+}
+
+// Parsed is a configuration split into its server lines and everything else.
+type Parsed struct {
+	// Skeleton is every line but the server lines of backend and listen
+	// sections, comments and trailing blanks dropped: two files with the
+	// same skeleton differ in their servers only.
+	Skeleton string
+	Servers  []Server
+	// StateFile is the global server-state-file path, joined to
+	// server-state-base when relative; "" when there is none.
+	StateFile string
+}
+
+// Parse reads cfg.
+func Parse(cfg []byte) Parsed {
+	var p Parsed
+	var skel strings.Builder
+	var section, stateBase string
+	for _, line := range strings.Split(string(cfg), "\n") {
+		f := strings.Fields(stripComment(line))
+		if len(f) == 0 {
+			continue
+		}
+		if sectionKeywords[f[0]] {
+			section = f[0]
+			if (f[0] == "backend" || f[0] == "listen") && len(f) > 1 {
+				section = f[0] + " " + f[1]
+			}
+		}
+		if f[0] == "server" && len(f) >= 3 && (strings.HasPrefix(section, "backend ") || strings.HasPrefix(section, "listen ")) {
+			if host, port, ok := SplitAddress(f[2]); ok {
+				p.Servers = append(p.Servers, Server{Section: strings.SplitN(section, " ", 2)[1], Name: f[1], Address: host, Port: port, Keywords: f[3:]})
+				continue
+			}
+		}
+		if section == "global" && len(f) == 2 {
+			switch f[0] {
+			case "server-state-file":
+				p.StateFile = f[1]
+			case "server-state-base":
+				stateBase = f[1]
+			}
+		}
+		skel.WriteString(strings.Join(f, " "))
+		skel.WriteByte('\n')
+	}
+	if p.StateFile != "" && !strings.HasPrefix(p.StateFile, "/") && stateBase != "" {
+		p.StateFile = strings.TrimSuffix(stateBase, "/") + "/" + p.StateFile
+	}
+	p.Skeleton = skel.String()
+	return p
 }

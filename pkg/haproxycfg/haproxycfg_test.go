@@ -38,3 +38,18 @@ listen other
 		t.Fatalf("got  %+v\nwant %+v", got, want)
 	}
 }
+
+func TestParseSkeletonAndStateFile(t *testing.T) {
+	a := Parse([]byte("global\n  server-state-base /run/h/\n  server-state-file state\nbackend b\n  server m1 198.18.0.1:6443 check # x\n  option httpchk\n"))
+	b := Parse([]byte("global\n    server-state-base /run/h/\n  server-state-file   state\n\nbackend b\n  option httpchk\n  server m2 198.18.0.2:6443 check\n  server m3 198.18.0.3:6443 check\n"))
+	if a.Skeleton != b.Skeleton {
+		t.Fatalf("skeletons differ:\n%s\n---\n%s", a.Skeleton, b.Skeleton)
+	}
+	if a.StateFile != "/run/h/state" || len(a.Servers) != 1 || len(b.Servers) != 2 {
+		t.Fatalf("parsed %+v / %+v", a, b)
+	}
+	c := Parse([]byte("global\n  server-state-file /x\nbackend b\n  option httpchk GET /livez\n  server m1 198.18.0.1:6443 check\n"))
+	if c.Skeleton == a.Skeleton || c.StateFile != "/x" {
+		t.Fatalf("a changed option kept the skeleton: %+v", c)
+	}
+}

@@ -40,9 +40,20 @@ type Metrics struct {
 	// or not).
 	Verifications *prometheus.CounterVec
 	APIRequests   *prometheus.CounterVec
-	// EventToReload is from the first API event of a change to the reload
-	// line written to the socket.
-	EventToReload prometheus.Histogram
+	// EventToApply is from the first API event of a change to haproxy
+	// taking it, by path: runtime (the runtime API changes made), reload
+	// (the reload line written to the socket).
+	EventToApply *prometheus.HistogramVec
+	// ChangesApplied counts configurations written by the path haproxy
+	// took them: runtime or reload.
+	ChangesApplied *prometheus.CounterVec
+	// RuntimeFailures counts runtime API changes that failed (the reload
+	// path took over).
+	RuntimeFailures prometheus.Counter
+	// Drains counts servers put in drain (state drain) and back (ready).
+	Drains *prometheus.CounterVec
+	// StateFileWrites counts server-state-file writes by result.
+	StateFileWrites *prometheus.CounterVec
 	// ReloadToServing is from the reload line to haproxy serving the
 	// rendered server set, seen through its runtime API.
 	ReloadToServing prometheus.Histogram
@@ -80,9 +91,17 @@ func New() *Metrics {
 			Help: "Delivered reloads checked through haproxy's runtime API, by result."}, []string{"result"}),
 		APIRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "api_requests_total",
 			Help: "Requests to kube-apiserver by HTTP code, or \"error\" when no response came."}, []string{"code"}),
-		EventToReload: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "event_to_reload_seconds",
-			Help:    "Seconds from the API event that triggered a change to the reload being sent.",
-			Buckets: []float64{.05, .1, .15, .2, .25, .3, .5, .75, 1, 2, 5, 10, 30}}),
+		EventToApply: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "event_to_apply_seconds",
+			Help:    "Seconds from the API event behind a change to haproxy taking it, by path (runtime API changes made, or reload sent).",
+			Buckets: []float64{.005, .01, .025, .05, .1, .15, .2, .25, .3, .5, .75, 1, 2, 5, 10, 30}}, []string{"path"}),
+		ChangesApplied: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "changes_applied_total",
+			Help: "Configurations written, by the path haproxy took them: runtime (its runtime API, no reload) or reload."}, []string{"path"}),
+		RuntimeFailures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "runtime_command_failures_total",
+			Help: "Runtime API changes that failed; the reload path took over."}),
+		Drains: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "drains_total",
+			Help: "Servers put in drain (their apiserver left the kubernetes EndpointSlice) and back to ready."}, []string{"state"}),
+		StateFileWrites: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "state_file_writes_total",
+			Help: "server-state-file writes before a reload, by result."}, []string{"result"}),
 		ReloadToServing: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "reload_to_serving_seconds",
 			Help:    "Seconds from the reload being sent to haproxy serving the new server set.",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2, 5, 10}}),
@@ -96,7 +115,7 @@ func New() *Metrics {
 			Help: "1 while the API refuses this identity the resource: nodes, endpointslices, endpoints."}, []string{"resource"}),
 	}
 	r.MustRegister(m.Backends, m.RuntimeAPIUp, m.Renders, m.Writes, m.ConfigFailures, m.Reloads, m.ReloadRetries,
-		m.Verifications, m.APIRequests, m.EventToReload, m.ReloadToServing, m.ConfigInfo, m.RedirectActive,
+		m.Verifications, m.APIRequests, m.EventToApply, m.ChangesApplied, m.RuntimeFailures, m.Drains, m.StateFileWrites, m.ReloadToServing, m.ConfigInfo, m.RedirectActive,
 		m.DiscoveryMode, m.APIForbidden)
 	m.SetDiscovery("none", false, false, false)
 	// Zero series exist from the start so rates work before the first event.
@@ -108,6 +127,15 @@ func New() *Metrics {
 	}
 	for _, st := range []string{"render", "validate", "write", "sync", "reload"} {
 		m.ConfigFailures.WithLabelValues(st)
+	}
+	for _, p := range []string{"runtime", "reload"} {
+		m.ChangesApplied.WithLabelValues(p)
+	}
+	for _, st := range []string{"drain", "ready"} {
+		m.Drains.WithLabelValues(st)
+	}
+	for _, r := range []string{"written", "failed"} {
+		m.StateFileWrites.WithLabelValues(r)
 	}
 	return m
 }

@@ -43,6 +43,14 @@ type Config struct {
 	// VerifyTimeout bounds how long a delivered reload may take to show in
 	// haproxy's runtime API.
 	VerifyTimeout time.Duration
+	// AdminSocket is an admin-level haproxy runtime API socket: membership
+	// changes go through it without a reload, and drains need it. Empty:
+	// every change reloads.
+	AdminSocket string
+	// RemovalGrace is how long a removed server drains before its remaining
+	// sessions are shut, one by one over RemovalSpread.
+	RemovalGrace  time.Duration
+	RemovalSpread time.Duration
 
 	// Redirect installs the VIP:api-port → lb-port nftables redirect while
 	// RedirectProbeURL (haproxy's monitor-uri) answers 2xx, switched on after
@@ -77,6 +85,9 @@ func DefaultConfig() Config {
 		HealthAddr:       "127.0.0.1:29446",
 		StatsSocket:      "/var/run/haproxy/haproxy-stats.sock",
 		VerifyTimeout:    10 * time.Second,
+		AdminSocket:      "/var/run/haproxy/haproxy-admin.sock",
+		RemovalGrace:     70 * time.Second,
+		RemovalSpread:    10 * time.Second,
 		Redirect:         true,
 		RedirectProbeURL: "http://127.0.0.1:50936/haproxy_ready",
 		RedirectOnAfter:  3,
@@ -106,6 +117,9 @@ func (c *Config) Validate() error {
 	}
 	if c.VerifyTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--reload-verify-timeout must be positive, got %v", c.VerifyTimeout))
+	}
+	if c.RemovalGrace < 0 || c.RemovalSpread < 0 {
+		errs = append(errs, fmt.Errorf("--removal-grace and --removal-spread must not be negative"))
 	}
 	if c.Redirect && (c.RedirectOnAfter < 1 || c.RedirectOffAfter < 1 || c.RedirectProbeURL == "") {
 		errs = append(errs, errors.New("--redirect-on-after and --redirect-off-after must be at least 1 and --redirect-probe-url set"))

@@ -6,6 +6,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/haproxycfg"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/reload"
 )
 
@@ -16,10 +17,55 @@ var errVerifyTimeout = errors.New("haproxy did not pick up the last configuratio
 func (m *Monitor) onReload(ev reload.Event) {
 	log := m.log.WithField("socket", m.cfg.ReloadSocket)
 	switch ev.Kind {
+	case reload.Written:
+		m.metrics.Writes.Inc()
+		m.metrics.ChangesApplied.WithLabelValues(ev.Path).Inc()
+		m.metrics.SetConfigHash(sha(ev.Config))
+		m.metrics.Backends.WithLabelValues("configured").Set(float64(len(haproxycfg.Servers(ev.Config))))
+		m.state.setOnDisk(true)
+		m.state.applied(nil, "")
+		if ev.Err != nil {
+			m.metrics.ConfigFailures.WithLabelValues(ev.Stage).Inc()
+			m.log.WithError(ev.Err).Warn("configuration written, but not made durable")
+		}
+		if ev.Path == reload.PathRuntime {
+			m.log.Info("configuration written; haproxy took it through its runtime API, without a reload")
+		} else {
+			m.log.WithField("why", ev.Reason).Info("configuration written; reloading haproxy")
+		}
+	case reload.Current:
+		m.state.applied(nil, "")
+	case reload.WriteFailed:
+		m.metrics.ConfigFailures.WithLabelValues(ev.Stage).Inc()
+		m.state.applied(ev.Err, "")
+		m.log.WithError(ev.Err).WithField("stage", ev.Stage).Error("configuration not applied; retrying")
+	case reload.RuntimeApplied:
+		if !ev.EventAt.IsZero() {
+			m.metrics.EventToApply.WithLabelValues(reload.PathRuntime).Observe(ev.At.Sub(ev.EventAt).Seconds())
+		}
+	case reload.RuntimeFailed:
+		m.metrics.RuntimeFailures.Inc()
+		m.log.WithError(ev.Err).Warn("runtime API change failed; reloading instead")
+	case reload.Drained:
+		st := "ready"
+		if ev.On {
+			st = "drain"
+		}
+		m.metrics.Drains.WithLabelValues(st).Inc()
+		m.log.WithFields(logrus.Fields{"server": ev.Server, "state": st}).WithError(ev.Err).Info("server drain changed")
+	case reload.Retired:
+		m.log.WithField("server", ev.Server).WithError(ev.Err).Info("removed server's grace period over: its sessions shut and the server deleted")
+	case reload.StateFileWritten:
+		if ev.Err != nil {
+			m.metrics.StateFileWrites.WithLabelValues("failed").Inc()
+			m.log.WithError(ev.Err).Warn("server state file not written; health states restart with the reload")
+		} else {
+			m.metrics.StateFileWrites.WithLabelValues("written").Inc()
+		}
 	case reload.Delivered:
 		m.metrics.Reloads.WithLabelValues("delivered").Inc()
 		if !ev.EventAt.IsZero() {
-			m.metrics.EventToReload.Observe(ev.At.Sub(ev.EventAt).Seconds())
+			m.metrics.EventToApply.WithLabelValues(reload.PathReload).Observe(ev.At.Sub(ev.EventAt).Seconds())
 		}
 		m.state.reloadResult(nil, ev.At)
 		log.WithField("attempt", ev.Attempt).Info("reload delivered")
@@ -31,10 +77,13 @@ func (m *Monitor) onReload(ev reload.Event) {
 			log.WithField("attempt", ev.Attempt).WithError(ev.Err).Warn("reload not delivered, will retry")
 		}
 	case reload.Serving:
-		if ev.SentAt.IsZero() {
+		switch ev.Path {
+		case "":
 			m.metrics.Verifications.WithLabelValues("current").Inc()
 			m.log.Debug("haproxy already serves the configuration on disk")
-		} else {
+		case reload.PathRuntime:
+			m.metrics.Verifications.WithLabelValues("serving").Inc()
+		default:
 			d := ev.At.Sub(ev.SentAt)
 			m.metrics.ReloadToServing.Observe(d.Seconds())
 			m.metrics.Verifications.WithLabelValues("serving").Inc()

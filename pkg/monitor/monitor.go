@@ -45,7 +45,9 @@ type Monitor struct {
 
 	// Owned by the loop goroutine.
 	debounce     debouncer
-	applied      []lbconfig.Backend // backends of the last configuration written
+	applied      []lbconfig.Backend // backends of the last configuration handed to the controller
+	handed       []byte             // that configuration
+	seenReady    map[string]bool    // addresses seen ready in the kubernetes EndpointSlice
 	names        []lbconfig.Backend // name memory for degraded discovery (lbconfig.RememberNames)
 	lastSkips    string
 	lastStatus   discovery.Status
@@ -83,8 +85,9 @@ func New(cfg Config) (*Monitor, error) {
 	}
 	m := &Monitor{
 		cfg: cfg, log: cfg.Log, renderer: r, metrics: metrics.New(), state: newState(),
-		file:     &apply.File{Path: cfg.ConfigPath},
-		debounce: debouncer{quiet: cfg.Debounce, max: cfg.MaxDebounce},
+		file:      &apply.File{Path: cfg.ConfigPath},
+		debounce:  debouncer{quiet: cfg.Debounce, max: cfg.MaxDebounce},
+		seenReady: map[string]bool{},
 	}
 	if cfg.HAProxyBinary != "" {
 		m.file.Validate = apply.HAProxyCheck(cfg.HAProxyBinary, 10*time.Second)
@@ -104,8 +107,9 @@ func New(cfg Config) (*Monitor, error) {
 	m.source = discovery.New(client, discovery.Options{PollInterval: cfg.CheckInterval})
 	m.state.discovery = m.source.Status
 	m.metrics.WatchLastContact(m.source.LastContact)
-	m.reloads = reload.New(reload.Options{Socket: cfg.ReloadSocket, RuntimeSocket: cfg.StatsSocket,
-		VerifyTimeout: cfg.VerifyTimeout, SampleInterval: cfg.CheckInterval})
+	m.reloads = reload.New(reload.Options{File: m.file, Socket: cfg.ReloadSocket, RuntimeSocket: cfg.StatsSocket,
+		AdminSocket: cfg.AdminSocket, VerifyTimeout: cfg.VerifyTimeout, SampleInterval: cfg.CheckInterval,
+		Grace: cfg.RemovalGrace, Spread: cfg.RemovalSpread})
 	m.fw = m.firewall()
 	if old, err := m.file.Read(); err == nil && len(old) > 0 {
 		m.metrics.SetConfigHash(sha(old))

@@ -142,7 +142,7 @@ func testConfig(t *testing.T, sock string) Config {
 	cfg.APITimeout = time.Second
 	// No haproxy binary, runtime socket, health listener or firewall here:
 	// the tests that want one set it.
-	cfg.HAProxyBinary, cfg.StatsSocket, cfg.HealthAddr, cfg.Redirect = "", "", "", false
+	cfg.HAProxyBinary, cfg.StatsSocket, cfg.AdminSocket, cfg.HealthAddr, cfg.Redirect = "", "", "", "", false
 	cfg.LocalPrefixes = func() ([]netip.Prefix, error) {
 		return []netip.Prefix{netip.MustParsePrefix("198.18.0.0/24")}, nil
 	}

@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -10,7 +11,6 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/haproxy-monitor/haproxy-monitor/pkg/apply"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/lbconfig"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/reload"
@@ -58,45 +58,36 @@ func (m *Monitor) sync(ctx context.Context, eventAt time.Time) error {
 		m.state.applied(err, "")
 		return err
 	}
-	changed, err := m.file.Apply(ctx, data)
-	if err != nil {
-		m.metrics.ConfigFailures.WithLabelValues(apply.Stage(err)).Inc()
+	m.state.setBackends(len(cfg.Backends))
+	drain := m.draining(cfg.Backends, snap)
+	if !bytes.Equal(data, m.handed) {
+		added, removed := diffBackends(m.applied, cfg.Backends)
+		if m.handed != nil || len(added)+len(removed) > 0 {
+			m.log.WithFields(logrus.Fields{
+				"backends": backendList(cfg.Backends),
+				"added":    backendList(added),
+				"removed":  backendList(removed),
+				"took":     time.Since(start).Round(time.Microsecond),
+			}).Info("haproxy configuration changed")
+		}
 	}
-	if err != nil && !changed {
-		m.state.applied(err, "")
-		return err
-	}
-	if err != nil {
-		// Replaced but not durable: haproxy must still be told, or a retry
-		// would find the same bytes and never reload.
-		m.log.WithError(err).Warn("configuration written, but not made durable")
-	}
-	m.state.applied(nil, "")
-	m.afterApply(changed, cfg.Backends, data, eventAt, start)
+	m.applied, m.handed = cfg.Backends, data
+	m.names = lbconfig.RememberNames(m.names, cfg.Backends)
+	// The controller compares with the file, writes, and gets haproxy to
+	// serve it; a file already current is only checked against haproxy.
+	m.reloads.Serve(reload.Target{Config: data, EventAt: eventAt, Drain: drain})
 	return nil
 }
 
-// afterApply records a configuration now on disk and hands it to the reload
-// controller: a reload when the file changed, a check of what haproxy serves
-// otherwise (which matters at start-up only; the controller ignores repeats).
-func (m *Monitor) afterApply(changed bool, backends []lbconfig.Backend, data []byte, eventAt, start time.Time) {
-	m.metrics.Backends.WithLabelValues("configured").Set(float64(len(backends)))
-	m.state.setBackends(len(backends))
-	added, removed := diffBackends(m.applied, backends)
-	m.applied = backends
-	m.names = lbconfig.RememberNames(m.names, backends)
-	if changed {
-		m.metrics.Writes.Inc()
-		m.metrics.SetConfigHash(sha(data))
-		m.state.setOnDisk(true)
-		m.log.WithFields(logrus.Fields{
-			"backends": backendList(backends),
-			"added":    backendList(added),
-			"removed":  backendList(removed),
-			"took":     time.Since(start).Round(time.Microsecond),
-		}).Info("haproxy configuration changed, requesting reload")
+// draining names the servers whose apiserver left the kubernetes
+// EndpointSlice; known only while the slice watch is current.
+func (m *Monitor) draining(backends []lbconfig.Backend, snap discovery.Snapshot) []string {
+	if !snap.SlicesCurrent || snap.Mode != discovery.ModeWatch {
+		return nil
 	}
-	m.reloads.Serve(reload.Target{Config: data, EventAt: eventAt, Written: changed})
+	d := lbconfig.Draining(backends, snap.APIEndpoints, m.seenReady)
+	lbconfig.SeenReady(m.seenReady, snap.APIEndpoints)
+	return d
 }
 
 func (m *Monitor) lbOptions() lbconfig.Options {

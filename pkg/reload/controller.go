@@ -5,92 +5,70 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"sync"
 	"time"
 
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/apply"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/haproxycfg"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/runtimeapi"
 )
 
-// Target is a configuration haproxy must serve.
+// Target is what the file and haproxy must serve.
 type Target struct {
-	// Config is the file's contents: what haproxy loads on a reload.
+	// Config is the rendered file.
 	Config []byte
 	// EventAt is the first cluster event behind it; zero when none.
 	EventAt time.Time
-	// Written says the file just changed, so haproxy must reload. When false
-	// (the file was on disk already, at start-up) haproxy may be serving it:
-	// it is checked first and reloaded only when it serves something else.
-	Written bool
+	// Drain names servers to put in drain (no new connections; existing ones
+	// go on): their apiserver is shutting down. Servers drained earlier and
+	// not named any more go back to ready.
+	Drain []string
 }
 
-// Kind says what an Event reports.
-type Kind int
-
+// Paths by which haproxy takes a change.
 const (
-	// Delivered: the reload line went out on the reloader's socket.
-	Delivered Kind = iota
-	// DeliveryFailed: the socket did not take it; it is retried with backoff.
-	DeliveryFailed
-	// Serving: haproxy's runtime API shows exactly the target's servers.
-	Serving
-	// NotServing: a delivered reload did not show within VerifyTimeout (the
-	// reloader may have dropped it); the reload is sent again.
-	NotServing
-	// Unverifiable: there is no runtime API socket to check with (a
-	// template without one); the reload is taken as done.
-	Unverifiable
-	// Stale: at start-up haproxy serves other servers than the file on disk
-	// (the monitor died between a write and its reload); reloading.
-	Stale
-	// Sampled: the servers' health as haproxy sees it, every SampleInterval.
-	Sampled
+	PathRuntime = "runtime"
+	PathReload  = "reload"
 )
-
-func (k Kind) String() string {
-	return [...]string{"delivered", "delivery-failed", "serving", "not-serving", "unverifiable", "stale", "sampled"}[k]
-}
-
-// Event is one outcome, reported to the monitor's loop in order.
-type Event struct {
-	Kind Kind
-	At   time.Time
-	Err  error
-	// Attempt numbers the tries of one delivery (Delivered, DeliveryFailed).
-	Attempt int
-	// EventAt is the first cluster event behind a Delivered reload.
-	EventAt time.Time
-	// SentAt is when the reload that Serving or NotServing is about went
-	// out; zero for a configuration found on disk.
-	SentAt time.Time
-	// Up and Down count servers (Sampled, when Err is nil).
-	Up, Down int
-}
 
 // Options configure a Controller; zero durations take the defaults.
 type Options struct {
+	// File is the configuration file haproxy loads.
+	File *apply.File
 	// Socket is the reloader's unix socket.
 	Socket string
 	// RuntimeSocket is a haproxy runtime API socket (level user suffices)
-	// used to confirm reloads and sample health; empty disables both.
+	// used to confirm what haproxy serves and sample health; empty disables
+	// both.
 	RuntimeSocket string
+	// AdminSocket is an admin-level runtime API socket for changes without
+	// a reload; empty means every change reloads.
+	AdminSocket string
 	// VerifyTimeout bounds how long a delivered reload may take to show.
 	VerifyTimeout time.Duration
 	// SampleInterval is how often the servers' health is sampled.
 	SampleInterval time.Duration
 	// SendTimeout bounds one delivery attempt.
 	SendTimeout time.Duration
-	// MinBackoff and MaxBackoff space the retries of a failed delivery.
+	// MinBackoff and MaxBackoff space the retries of a failed delivery;
+	// RetryMin and RetryMax those of a failed write.
 	MinBackoff, MaxBackoff time.Duration
+	RetryMin, RetryMax     time.Duration
+	// Grace is how long a removed server drains before its remaining
+	// sessions are shut; they are shut one by one over Spread, with jitter,
+	// so clients do not all reconnect at once.
+	Grace, Spread time.Duration
 }
 
 const pollInterval = 25 * time.Millisecond
 
-// Controller gets haproxy to serve the latest Target: it delivers the
-// reload, confirms in the runtime API that haproxy serves the target's
-// servers, and sends the reload again when it does not. It owns that whole
-// flow; its results go out on Events, nothing is called back.
+// Controller makes the file and haproxy serve the latest Target. It owns
+// the whole flow: planning (MakePlan), runtime changes, the atomic write,
+// the state file, the reload and its delivery retries, confirmation through
+// the runtime API and re-sending, drains and the delayed removal of servers.
+// Its outcomes go out on Events; nothing is called back.
 type Controller struct {
 	opts   Options
 	events chan Event
@@ -112,21 +90,25 @@ func New(opts Options) *Controller {
 	def(&opts.SendTimeout, 2*time.Second)
 	def(&opts.MinBackoff, 100*time.Millisecond)
 	def(&opts.MaxBackoff, 5*time.Second)
-	return &Controller{opts: opts, events: make(chan Event, 64), wake: make(chan struct{}, 1)}
+	def(&opts.RetryMin, time.Second)
+	def(&opts.RetryMax, 30*time.Second)
+	def(&opts.Grace, 70*time.Second)
+	def(&opts.Spread, 10*time.Second)
+	if opts.RuntimeSocket == "" {
+		opts.RuntimeSocket = opts.AdminSocket
+	}
+	return &Controller{opts: opts, events: make(chan Event, 256), wake: make(chan struct{}, 1)}
 }
 
 // Events delivers the outcomes; the monitor's loop reads them.
 func (c *Controller) Events() <-chan Event { return c.events }
 
 // Serve asks for t to be served; it never blocks. Targets not yet taken up
-// merge: the newest config, the earliest event, written if any was.
+// merge: the newest config and drains, the earliest event.
 func (c *Controller) Serve(t Target) {
 	c.mu.Lock()
-	if p := c.pending; p != nil {
-		t.Written = t.Written || p.Written
-		if t.EventAt.IsZero() || (!p.EventAt.IsZero() && p.EventAt.Before(t.EventAt)) {
-			t.EventAt = p.EventAt
-		}
+	if p := c.pending; p != nil && !p.EventAt.IsZero() && (t.EventAt.IsZero() || p.EventAt.Before(t.EventAt)) {
+		t.EventAt = p.EventAt
 	}
 	c.pending = &t
 	c.mu.Unlock()
@@ -136,24 +118,43 @@ func (c *Controller) Serve(t Target) {
 	}
 }
 
+// retiree is a server removed from the file that haproxy keeps draining.
+type retiree struct {
+	backend, server, addr string
+	port                  uint16
+	removeAt              time.Time
+	listed                bool
+	sessions              []string
+	nextShut              time.Time
+	every                 time.Duration
+}
+
 // state is the Run goroutine's own.
 type state struct {
-	target   Target
-	expected []haproxycfg.Server
-	send     bool      // a reload is owed
-	eventAt  time.Time // the earliest event behind the owed reload
-	attempt  int
-	retryAt  time.Time
-	backoff  time.Duration
-	sentAt   time.Time // a delivered reload awaits confirmation
-	checking time.Time // a configuration found on disk is being checked
-	nextPoll time.Time
-	sampleAt time.Time
+	target  *Target
+	dirty   bool   // target not applied yet
+	written []byte // the file's contents as last written or found
+	running []byte // what haproxy serves, as far as known; nil: unknown
+	invalid []byte // a config that failed validation: not applied at runtime again
+
+	writeBackoff       time.Duration
+	retryWriteAt       time.Time
+	send               bool      // a reload is owed
+	eventAt            time.Time // the earliest event behind the owed change
+	attempt            int
+	retryAt            time.Time
+	backoff            time.Duration
+	sent               []byte    // the file a delivered reload loads
+	sentAt, checking   time.Time // a confirmation is pending
+	nextPoll, sampleAt time.Time
+	retiring           map[string]*retiree
+	drained            map[string]bool
 }
 
 // Run works until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
-	s := &state{backoff: c.opts.MinBackoff, sampleAt: time.Now()}
+	s := &state{backoff: c.opts.MinBackoff, writeBackoff: c.opts.RetryMin, sampleAt: time.Now(),
+		retiring: map[string]*retiree{}, drained: map[string]bool{}}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -177,36 +178,31 @@ func (c *Controller) take(s *state) {
 	t := c.pending
 	c.pending = nil
 	c.mu.Unlock()
-	if t == nil || (!t.Written && bytes.Equal(t.Config, s.target.Config)) {
+	if t == nil {
 		return
 	}
-	s.target, s.expected = *t, haproxycfg.Servers(t.Config)
-	now := time.Now()
-	if !t.Written {
-		s.checking, s.nextPoll = now, now
-		return
-	}
-	if !s.send {
-		s.send, s.retryAt = true, now
-	}
-	if s.eventAt.IsZero() || (!t.EventAt.IsZero() && t.EventAt.Before(s.eventAt)) {
+	if !t.EventAt.IsZero() && (s.eventAt.IsZero() || t.EventAt.Before(s.eventAt)) {
 		s.eventAt = t.EventAt
 	}
-	s.checking = time.Time{}
+	s.target, s.dirty, s.retryWriteAt = t, true, time.Time{}
 }
 
 // next is how long until something is due.
 func (c *Controller) next(s *state) time.Duration {
 	now := time.Now()
 	due := now.Add(time.Hour)
-	if s.send && s.retryAt.Before(due) {
-		due = s.retryAt
+	at := func(t time.Time, when bool) {
+		if when && t.Before(due) {
+			due = t
+		}
 	}
-	if c.confirming(s) && s.nextPoll.Before(due) {
-		due = s.nextPoll
-	}
-	if c.opts.RuntimeSocket != "" && s.sampleAt.Before(due) {
-		due = s.sampleAt
+	at(s.retryWriteAt, s.dirty)
+	at(s.retryAt, s.send)
+	at(s.nextPoll, c.confirming(s))
+	at(s.sampleAt, c.opts.RuntimeSocket != "")
+	for _, r := range s.retiring {
+		at(r.removeAt, !r.listed)
+		at(r.nextShut, r.listed)
 	}
 	return max(due.Sub(now), 0)
 }
@@ -215,8 +211,15 @@ func (c *Controller) confirming(s *state) bool {
 	return c.opts.RuntimeSocket != "" && (!s.sentAt.IsZero() || !s.checking.IsZero())
 }
 
-// act does whatever is due: deliver, confirm, sample.
+// act does whatever is due.
 func (c *Controller) act(ctx context.Context, s *state) {
+	if s.dirty && !time.Now().Before(s.retryWriteAt) {
+		c.apply(ctx, s)
+	}
+	if s.target != nil {
+		c.drains(ctx, s)
+	}
+	c.retire(ctx, s)
 	if s.send && !time.Now().Before(s.retryAt) {
 		c.deliver(ctx, s)
 	}
@@ -235,6 +238,160 @@ func (c *Controller) act(ctx context.Context, s *state) {
 	}
 }
 
+// apply brings the file, then haproxy, to the target: through the runtime
+// API when the plan allows (haproxy first, the file right after), else by
+// writing the file and reloading.
+func (c *Controller) apply(ctx context.Context, s *state) {
+	cfg := s.target.Config
+	disk, err := c.opts.File.Read()
+	if err != nil {
+		c.writeFailed(ctx, s, err)
+		return
+	}
+	if s.written == nil {
+		s.written = disk
+	}
+	if bytes.Equal(disk, cfg) {
+		s.dirty, s.writeBackoff = false, c.opts.RetryMin
+		c.emit(ctx, Event{Kind: Current, At: time.Now()})
+		if s.running == nil && !s.send && s.sentAt.IsZero() {
+			// Found on disk at start-up: haproxy may serve it already.
+			s.checking, s.nextPoll = time.Now(), time.Now()
+		}
+		return
+	}
+	base := s.running
+	if base == nil {
+		base = disk
+	}
+	plan := MakePlan(base, cfg)
+	reason := plan.Reason
+	switch {
+	case plan.Reload:
+	case c.opts.AdminSocket == "":
+		reason = "no admin runtime API socket"
+	case bytes.Equal(cfg, s.invalid):
+		reason = "this configuration failed validation before"
+	default:
+		err := c.runtime(ctx, s, base, cfg, plan)
+		if err == nil {
+			c.writeAfterRuntime(ctx, s, cfg)
+			return
+		}
+		c.emit(ctx, Event{Kind: RuntimeFailed, At: time.Now(), Err: err})
+		reason = err.Error()
+	}
+	changed, err := c.opts.File.Apply(ctx, cfg)
+	if err != nil && !changed {
+		c.writeFailed(ctx, s, err)
+		return
+	}
+	s.written, s.dirty, s.writeBackoff = cfg, false, c.opts.RetryMin
+	c.emit(ctx, Event{Kind: Written, At: time.Now(), Path: PathReload, Reason: reason, Err: err, Stage: apply.Stage(err), Config: cfg})
+	c.writeStateFile(ctx, cfg)
+	s.send, s.checking = true, time.Time{}
+	if s.retryAt.IsZero() || s.attempt == 0 {
+		s.retryAt = time.Now()
+	}
+	// The new haproxy loads the file: servers being retired are gone there.
+	s.retiring = map[string]*retiree{}
+}
+
+// writeAfterRuntime writes the file haproxy now serves. A file that does not
+// validate must not stay in place, and haproxy must not run what no file
+// says: the old file stays and haproxy reloads it.
+func (c *Controller) writeAfterRuntime(ctx context.Context, s *state, cfg []byte) {
+	changed, err := c.opts.File.Apply(ctx, cfg)
+	if err != nil && !changed {
+		if apply.Stage(err) == apply.StageValidate {
+			s.invalid = cfg
+		}
+		c.writeFailed(ctx, s, err)
+		s.running, s.send, s.retiring = nil, true, map[string]*retiree{}
+		if s.retryAt.IsZero() || s.attempt == 0 {
+			s.retryAt = time.Now()
+		}
+		return
+	}
+	s.written, s.running, s.dirty, s.writeBackoff = cfg, cfg, false, c.opts.RetryMin
+	c.emit(ctx, Event{Kind: Written, At: time.Now(), Path: PathRuntime, Err: err, Stage: apply.Stage(err), Config: cfg})
+}
+
+func (c *Controller) writeFailed(ctx context.Context, s *state, err error) {
+	c.emit(ctx, Event{Kind: WriteFailed, At: time.Now(), Err: err, Stage: apply.Stage(err)})
+	s.retryWriteAt = time.Now().Add(s.writeBackoff)
+	s.writeBackoff = min(2*s.writeBackoff, c.opts.RetryMax)
+}
+
+// runtime applies plan to haproxy, which must serve base now, and checks
+// that it then serves cfg. Any failure leaves the reload path to finish.
+func (c *Controller) runtime(ctx context.Context, s *state, base, cfg []byte, plan Plan) error {
+	servers, err := runtimeapi.ServersState(ctx, c.opts.RuntimeSocket, "")
+	if err != nil {
+		return err
+	}
+	if !Serves(servers, c.expected(s, base)) {
+		return errors.New("haproxy does not serve the configuration the change starts from")
+	}
+	for _, op := range plan.Ops {
+		key := op.Backend + "/" + op.Server
+		cmds := op.Commands()
+		if r, ok := s.retiring[key]; ok && op.Kind == OpAdd {
+			// Back before its removal: it is still there, draining.
+			cmds = []string{"set server " + key + " addr " + op.Address + " port " + itoa(int(op.Port)), "set server " + key + " state ready"}
+			if r.addr != op.Address || r.port != op.Port {
+				cmds = append(cmds[:1], "shutdown sessions server "+key, cmds[1])
+			}
+			delete(s.retiring, key)
+		}
+		for _, cmd := range cmds {
+			if err := runCommand(ctx, c.opts.AdminSocket, cmd); err != nil {
+				return err
+			}
+		}
+		if op.Kind == OpRetire {
+			s.retiring[key] = &retiree{backend: op.Backend, server: op.Server, addr: op.Address, port: op.Port,
+				removeAt: time.Now().Add(c.opts.Grace)}
+		}
+	}
+	if servers, err = runtimeapi.ServersState(ctx, c.opts.RuntimeSocket, ""); err != nil {
+		return err
+	}
+	if !Serves(servers, c.expected(s, cfg)) {
+		return errors.New("haproxy does not show the runtime changes")
+	}
+	now := time.Now()
+	c.emit(ctx, Event{Kind: RuntimeApplied, At: now, EventAt: s.eventAt})
+	c.emit(ctx, Event{Kind: Serving, At: now, Path: PathRuntime})
+	s.eventAt = time.Time{}
+	return nil
+}
+
+// expected is what haproxy shows while serving cfg: its servers and those
+// still draining before removal.
+func (c *Controller) expected(s *state, cfg []byte) []haproxycfg.Server {
+	out := haproxycfg.Servers(cfg)
+	for _, r := range s.retiring {
+		out = append(out, haproxycfg.Server{Section: r.backend, Name: r.server, Address: r.addr, Port: r.port})
+	}
+	return out
+}
+
+// writeStateFile saves haproxy's server states where the next haproxy loads
+// them (the config's server-state-file), pruned to servers that keep their
+// name and address, so health survives the reload.
+func (c *Controller) writeStateFile(ctx context.Context, cfg []byte) {
+	p := haproxycfg.Parse(cfg)
+	if p.StateFile == "" || c.opts.RuntimeSocket == "" {
+		return
+	}
+	out, err := runtimeapi.Command(ctx, c.opts.RuntimeSocket, "show servers state")
+	if err == nil {
+		_, err = (&apply.File{Path: p.StateFile, DefaultMode: 0o600}).Apply(ctx, []byte(PruneState(out, p.Servers)))
+	}
+	c.emit(ctx, Event{Kind: StateFileWritten, At: time.Now(), Err: err})
+}
+
 func (c *Controller) deliver(ctx context.Context, s *state) {
 	s.attempt++
 	err := Send(ctx, c.opts.Socket, c.opts.SendTimeout)
@@ -246,24 +403,36 @@ func (c *Controller) deliver(ctx context.Context, s *state) {
 		return
 	}
 	c.emit(ctx, Event{Kind: Delivered, At: now, Attempt: s.attempt, EventAt: s.eventAt})
-	s.send, s.eventAt, s.attempt, s.backoff = false, time.Time{}, 0, c.opts.MinBackoff
-	s.checking, s.nextPoll = time.Time{}, now
+	s.send, s.eventAt, s.attempt, s.backoff, s.retryAt = false, time.Time{}, 0, c.opts.MinBackoff, time.Time{}
+	s.sent, s.checking, s.nextPoll = s.written, time.Time{}, now
 	if c.opts.RuntimeSocket != "" {
 		s.sentAt = now
+	} else {
+		s.running = s.written
 	}
 }
 
-// confirm settles a pending confirmation or check from one reading.
+// confirm settles a pending confirmation or start-up check from one reading.
 func (c *Controller) confirm(ctx context.Context, s *state, servers []runtimeapi.Server, err error) {
 	now := time.Now()
-	since := s.sentAt
+	since, cfg := s.sentAt, s.sent
 	if since.IsZero() {
-		since = s.checking
+		since, cfg = s.checking, s.written
+	}
+	done := func(running []byte) {
+		s.sentAt, s.checking = time.Time{}, time.Time{}
+		s.running = running
+		// A new haproxy process has none of the drains.
+		s.drained = map[string]bool{}
 	}
 	switch {
-	case err == nil && Serves(servers, s.expected):
-		c.emit(ctx, Event{Kind: Serving, At: now, SentAt: s.sentAt})
-		s.sentAt, s.checking = time.Time{}, time.Time{}
+	case err == nil && Serves(servers, haproxycfg.Servers(cfg)):
+		path := PathReload
+		if s.sentAt.IsZero() {
+			path = ""
+		}
+		c.emit(ctx, Event{Kind: Serving, At: now, SentAt: s.sentAt, Path: path})
+		done(cfg)
 	case err == nil && !s.checking.IsZero():
 		c.emit(ctx, Event{Kind: Stale, At: now})
 		s.checking, s.send, s.retryAt = time.Time{}, true, now
@@ -271,10 +440,87 @@ func (c *Controller) confirm(ctx context.Context, s *state, servers []runtimeapi
 		// haproxy may still be starting or loading: look again.
 	case errors.Is(err, fs.ErrNotExist) && !socketExists(c.opts.RuntimeSocket):
 		c.emit(ctx, Event{Kind: Unverifiable, At: now, Err: err, SentAt: s.sentAt})
-		s.sentAt, s.checking = time.Time{}, time.Time{}
+		done(cfg)
 	default:
 		c.emit(ctx, Event{Kind: NotServing, At: now, Err: err, SentAt: s.sentAt})
 		s.sentAt, s.checking, s.send, s.retryAt = time.Time{}, time.Time{}, true, now
+	}
+}
+
+// drains puts the target's Drain servers in drain and the others the
+// controller drained back to ready, on every backend that has them.
+func (c *Controller) drains(ctx context.Context, s *state) {
+	if c.opts.AdminSocket == "" || s.running == nil || s.send || !s.sentAt.IsZero() {
+		return // nothing to change it with, or haproxy is being replaced
+	}
+	want := map[string]bool{}
+	for _, n := range s.target.Drain {
+		want[n] = true
+	}
+	sections := map[string][]string{}
+	for _, sv := range haproxycfg.Servers(s.running) {
+		sections[sv.Name] = append(sections[sv.Name], sv.Section)
+	}
+	set := func(name string, on bool) {
+		state := "ready"
+		if on {
+			state = "drain"
+		}
+		var err error
+		for _, sec := range sections[name] {
+			if e := runCommand(ctx, c.opts.AdminSocket, "set server "+sec+"/"+name+" state "+state); e != nil {
+				err = e
+			}
+		}
+		if on {
+			s.drained[name] = true
+		} else {
+			delete(s.drained, name)
+		}
+		c.emit(ctx, Event{Kind: Drained, At: time.Now(), Server: name, On: on, Err: err})
+	}
+	for n := range want {
+		if !s.drained[n] && len(sections[n]) > 0 && token.MatchString(n) {
+			set(n, true)
+		}
+	}
+	for n := range s.drained {
+		if !want[n] {
+			set(n, false)
+		}
+	}
+}
+
+// retire ends the servers whose grace period is over: their sessions one by
+// one, spread with jitter, then the server.
+func (c *Controller) retire(ctx context.Context, s *state) {
+	now := time.Now()
+	for key, r := range s.retiring {
+		if now.Before(r.removeAt) || (r.listed && now.Before(r.nextShut)) {
+			continue
+		}
+		if !r.listed {
+			r.listed = true
+			r.sessions, _ = sessions(ctx, c.opts.AdminSocket, r.backend, r.server)
+			if n := len(r.sessions); n > 0 {
+				r.every = c.opts.Spread / time.Duration(n)
+			}
+			r.nextShut = now
+		}
+		if len(r.sessions) > 0 {
+			_ = runCommand(ctx, c.opts.AdminSocket, "shutdown session "+r.sessions[0])
+			r.sessions = r.sessions[1:]
+			r.nextShut = now.Add(time.Duration(float64(r.every) * (0.5 + rand.Float64())))
+			continue
+		}
+		var err error
+		for _, cmd := range RemoveCommands(r.backend, r.server) {
+			if e := runCommand(ctx, c.opts.AdminSocket, cmd); e != nil && err == nil {
+				err = e
+			}
+		}
+		delete(s.retiring, key)
+		c.emit(ctx, Event{Kind: Retired, At: now, Server: key, Err: err})
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -19,7 +20,14 @@ type Server struct {
 	Addr    string
 	Port    string
 	Up      bool // srv_op_state 2 (SRV_ST_RUNNING)
+	// Admin is srv_admin_state: 0x01 forced maintenance, 0x08 forced
+	// drain, 0x10 drain inherited.
+	Admin int
 }
+
+// Draining reports whether the server takes no new connections because it
+// is in drain.
+func (s Server) Draining() bool { return s.Admin&0x18 != 0 }
 
 // Command sends one command and returns haproxy's whole answer.
 func Command(ctx context.Context, socket, cmd string) (string, error) {
@@ -83,8 +91,9 @@ func ParseServersState(out string) ([]Server, error) {
 		for i, name := range header {
 			row[name] = f[i]
 		}
+		admin, _ := strconv.Atoi(row["srv_admin_state"])
 		servers = append(servers, Server{Backend: row["be_name"], Name: row["srv_name"], Addr: row["srv_addr"],
-			Port: row["srv_port"], Up: row["srv_op_state"] == "2"})
+			Port: row["srv_port"], Up: row["srv_op_state"] == "2", Admin: admin})
 	}
 	if header == nil {
 		return nil, fmt.Errorf("unexpected runtime API answer: %q", firstLine(out))

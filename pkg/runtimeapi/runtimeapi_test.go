@@ -16,7 +16,7 @@ import (
 const sample = `1
 # be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port
 3 masters 1 m1 127.0.0.11 2 0 1 1 1 1 0 2 0 0 0 0 - 6443 - 0 0 - - 0
-3 masters 2 m2 fd00::12 0 0 1 1 1 1 0 2 0 0 0 0 - 6443 - 0 0 - - 0
+3 masters 2 m2 fd00::12 0 8 1 1 1 1 0 2 0 0 0 0 - 6443 - 0 0 - - 0
 `
 
 func TestParseServersState(t *testing.T) {
@@ -26,7 +26,7 @@ func TestParseServersState(t *testing.T) {
 	}
 	got := ByName(all, "masters")
 	if len(got) != 2 || got["m1"] != (Server{Backend: "masters", Name: "m1", Addr: "127.0.0.11", Port: "6443", Up: true}) ||
-		got["m2"] != (Server{Backend: "masters", Name: "m2", Addr: "fd00::12", Port: "6443", Up: false}) {
+		got["m2"] != (Server{Backend: "masters", Name: "m2", Addr: "fd00::12", Port: "6443", Up: false, Admin: 8}) || !got["m2"].Draining() {
 		t.Fatalf("parsed %+v", all)
 	}
 	if _, err := ParseServersState("Unknown command\n"); err == nil {

@@ -27,6 +27,8 @@ type HAProxy struct {
 	MasterSock   string
 	StatsSock    string // level admin, in RunDir: the reloader's -x socket
 	UserSock     string // level user, in SockDir: the monitor's read-only socket
+	AdminSock    string // level admin, in SockDir: the monitor's runtime changes
+	StateFile    string // server-state-file, in SockDir
 	LBPort       int
 	StatPort     int
 	HealthPort   int
@@ -63,6 +65,8 @@ func PrepareHAProxyPorts(dir string, lbPort, statPort, healthPort int) (*HAProxy
 	h.MasterSock = filepath.Join(h.SockDir, "haproxy-master.sock")
 	h.StatsSock = filepath.Join(h.RunDir, "haproxy.sock")
 	h.UserSock = filepath.Join(h.SockDir, "haproxy-stats.sock")
+	h.AdminSock = filepath.Join(h.SockDir, "haproxy-admin.sock")
+	h.StateFile = filepath.Join(h.SockDir, "server-state")
 	h.LBPort, h.StatPort, h.HealthPort = lbPort, statPort, healthPort
 	root, err := RepoRoot()
 	if err != nil {
@@ -76,6 +80,8 @@ func PrepareHAProxyPorts(dir string, lbPort, statPort, healthPort int) (*HAProxy
 		"/var/lib/haproxy/run/haproxy.sock":   h.StatsSock,
 		"/var/run/haproxy/haproxy-log.sock":   filepath.Join(h.SockDir, "haproxy-log.sock"),
 		"/var/run/haproxy/haproxy-stats.sock": h.UserSock,
+		"/var/run/haproxy/haproxy-admin.sock": h.AdminSock,
+		"/var/run/haproxy/server-state":       h.StateFile,
 		":50936":                              ":" + strconv.Itoa(h.HealthPort),
 	})
 	if err != nil {

@@ -59,6 +59,7 @@ func (a MonitorArgs) Argv() []string {
 		"--stat-port", strconv.Itoa(a.HAProxy.StatPort),
 		"--reload-socket", a.HAProxy.MasterSock,
 		"--haproxy-stats-socket", a.HAProxy.UserSock,
+		"--haproxy-admin-socket", a.HAProxy.AdminSock,
 		"--metrics-bind-address", health,
 		"--check-interval", "1s",
 		// On this host the VIP is a loopback stand-in: never touch the
