@@ -82,6 +82,28 @@ func (f *File) Apply(ctx context.Context, data []byte) (changed bool, err error)
 	if old != nil && bytes.Equal(old, data) {
 		return false, nil
 	}
+	st, err := f.Stage(data)
+	if err != nil {
+		return false, err
+	}
+	defer st.Discard()
+	if err := st.Validate(ctx); err != nil {
+		return false, err
+	}
+	return st.Commit()
+}
+
+// Staged is a candidate written next to the file, not yet in its place.
+type Staged struct {
+	f    *File
+	tmp  string
+	done bool
+}
+
+// Stage writes data to a temporary file beside the file, with the file's
+// mode, synced: what can fail on a full or read-only disk fails here, before
+// anything depends on it.
+func (f *File) Stage(data []byte) (*Staged, error) {
 	mode := f.DefaultMode
 	if mode == 0 {
 		mode = 0o644
@@ -89,43 +111,59 @@ func (f *File) Apply(ctx context.Context, data []byte) (changed bool, err error)
 	if st, err := os.Stat(f.Path); err == nil {
 		mode = st.Mode().Perm()
 	}
-
-	dir := filepath.Dir(f.Path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.Path)+".tmp-*")
+	tmp, err := os.CreateTemp(filepath.Dir(f.Path), "."+filepath.Base(f.Path)+".tmp-*")
 	if err != nil {
-		return false, stageErr(StageWrite, "writing %s: %w", f.Path, err)
+		return nil, stageErr(StageWrite, "writing %s: %w", f.Path, err)
 	}
-	tmpName := tmp.Name()
-	keep := false
-	defer func() {
-		if !keep {
-			_ = os.Remove(tmpName)
-		}
-	}()
+	s := &Staged{f: f, tmp: tmp.Name()}
 	if err := writeSynced(tmp, data, mode); err != nil {
-		return false, stageErr(StageWrite, "writing %s: %w", tmpName, err)
+		s.Discard()
+		return nil, stageErr(StageWrite, "writing %s: %w", s.tmp, err)
 	}
-	if f.Validate != nil {
-		if err := f.Validate(ctx, tmpName); err != nil {
-			return false, stageErr(StageValidate, "validating new %s: %w", f.Path, err)
-		}
+	return s, nil
+}
+
+// Validate runs the file's Validator on the candidate.
+func (s *Staged) Validate(ctx context.Context) error {
+	if s.f.Validate == nil {
+		return nil
 	}
-	if f.beforeRename != nil {
-		f.beforeRename()
+	if err := s.f.Validate(ctx, s.tmp); err != nil {
+		return stageErr(StageValidate, "validating new %s: %w", s.f.Path, err)
 	}
-	if err := os.Rename(tmpName, f.Path); err != nil {
-		return false, stageErr(StageWrite, "replacing %s: %w", f.Path, err)
+	return nil
+}
+
+// Commit renames the candidate into place and syncs the directory. It
+// reports whether the file was replaced: a sync failure after the rename
+// still replaced it.
+func (s *Staged) Commit() (replaced bool, err error) {
+	if s.f.beforeRename != nil {
+		s.f.beforeRename()
 	}
-	keep = true
+	if err := os.Rename(s.tmp, s.f.Path); err != nil {
+		return false, stageErr(StageWrite, "replacing %s: %w", s.f.Path, err)
+	}
+	s.done = true
 	// The rename is durable only once the directory entry is on disk.
-	sync := f.SyncDir
+	sync := s.f.SyncDir
 	if sync == nil {
 		sync = syncDir
 	}
+	dir := filepath.Dir(s.f.Path)
 	if err := sync(dir); err != nil {
-		return true, stageErr(StageSync, "%s replaced, but syncing %s failed: %w", f.Path, dir, err)
+		return true, stageErr(StageSync, "%s replaced, but syncing %s failed: %w", s.f.Path, dir, err)
 	}
 	return true, nil
+}
+
+// Discard removes a candidate that was not committed; after Commit it does
+// nothing.
+func (s *Staged) Discard() {
+	if !s.done {
+		s.done = true
+		_ = os.Remove(s.tmp)
+	}
 }
 
 func writeSynced(f *os.File, data []byte, mode fs.FileMode) error {

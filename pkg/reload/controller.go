@@ -270,12 +270,21 @@ func (c *Controller) apply(ctx context.Context, s *state) {
 	case plan.Reload:
 	case c.opts.AdminSocket == "":
 		reason = "no admin runtime API socket"
+	case s.send:
+		reason = "a reload is pending: it loads this file"
 	case bytes.Equal(cfg, s.invalid):
 		reason = "this configuration failed validation before"
 	default:
-		err := c.runtime(ctx, s, base, cfg, plan)
-		if err == nil {
-			c.writeAfterRuntime(ctx, s, cfg)
+		// The candidate is written first: a full or read-only disk fails
+		// before haproxy is touched.
+		staged, err := c.opts.File.Stage(cfg)
+		if err != nil {
+			c.writeFailed(ctx, s, err)
+			return
+		}
+		defer staged.Discard()
+		if err = c.runtime(ctx, s, base, cfg, plan); err == nil {
+			c.commitAfterRuntime(ctx, s, staged, cfg)
 			return
 		}
 		c.emit(ctx, Event{Kind: RuntimeFailed, At: time.Now(), Err: err})
@@ -297,12 +306,16 @@ func (c *Controller) apply(ctx context.Context, s *state) {
 	s.retiring = map[string]*retiree{}
 }
 
-// writeAfterRuntime writes the file haproxy now serves. A file that does not
-// validate must not stay in place, and haproxy must not run what no file
+// commitAfterRuntime puts the file haproxy now serves in place. A file that
+// does not validate must not stay, and haproxy must not run what no file
 // says: the old file stays and haproxy reloads it.
-func (c *Controller) writeAfterRuntime(ctx context.Context, s *state, cfg []byte) {
-	changed, err := c.opts.File.Apply(ctx, cfg)
-	if err != nil && !changed {
+func (c *Controller) commitAfterRuntime(ctx context.Context, s *state, staged *apply.Staged, cfg []byte) {
+	err := staged.Validate(ctx)
+	replaced := false
+	if err == nil {
+		replaced, err = staged.Commit()
+	}
+	if err != nil && !replaced {
 		if apply.Stage(err) == apply.StageValidate {
 			s.invalid = cfg
 		}
@@ -332,6 +345,11 @@ func (c *Controller) runtime(ctx context.Context, s *state, base, cfg []byte, pl
 	}
 	if !Serves(servers, c.expected(s, base)) {
 		return errors.New("haproxy does not serve the configuration the change starts from")
+	}
+	if !s.sentAt.IsZero() && bytes.Equal(base, s.sent) {
+		// That was the confirmation of the reload still awaited.
+		c.emit(ctx, Event{Kind: Serving, At: time.Now(), SentAt: s.sentAt, Path: PathReload})
+		s.sentAt, s.drained = time.Time{}, map[string]bool{}
 	}
 	for _, op := range plan.Ops {
 		key := op.Backend + "/" + op.Server

@@ -55,6 +55,7 @@ func TestMetricsFollowChanges(t *testing.T) {
 	ok := harness.Poll(20*time.Second, 100*time.Millisecond, func() bool {
 		m = scrape(t, port)
 		return m[`haproxy_monitor_reload_verifications_total{result="serving"}`] == 2 &&
+			m[`haproxy_monitor_config_writes_total`] == 2 &&
 			m[`haproxy_monitor_backends{state="down"}`] == 1
 	})
 	if !ok {
@@ -63,15 +64,19 @@ func TestMetricsFollowChanges(t *testing.T) {
 	want := map[string]float64{
 		`haproxy_monitor_backends{state="configured"}`:                 3,
 		`haproxy_monitor_backends{state="up"}`:                         2,
-		`haproxy_monitor_reloads_total{result="delivered"}`:            2,
+		`haproxy_monitor_reloads_total{result="delivered"}`:            1, // the first config; m3 came at runtime
+		`haproxy_monitor_changes_applied_total{path="reload"}`:         1,
+		`haproxy_monitor_changes_applied_total{path="runtime"}`:        1,
+		`haproxy_monitor_runtime_command_failures_total`:               0,
 		`haproxy_monitor_reloads_total{result="failed"}`:               0,
 		`haproxy_monitor_reload_verifications_total{result="timeout"}`: 0,
 		`haproxy_monitor_config_writes_total`:                          2,
 		`haproxy_monitor_haproxy_runtime_api_up`:                       1,
 		`haproxy_monitor_reload_retries_total`:                         0,
 		`haproxy_monitor_config_failures_total{stage="reload"}`:        0,
-		`haproxy_monitor_event_to_reload_seconds_count`:                2,
-		`haproxy_monitor_reload_to_serving_seconds_count`:              2,
+		`haproxy_monitor_event_to_apply_seconds_count{path="reload"}`:  1,
+		`haproxy_monitor_event_to_apply_seconds_count{path="runtime"}`: 1,
+		`haproxy_monitor_reload_to_serving_seconds_count`:              1,
 	}
 	for k, v := range want {
 		if m[k] != v {
@@ -84,6 +89,7 @@ func TestMetricsFollowChanges(t *testing.T) {
 	if age := m["haproxy_monitor_api_last_contact_age_seconds"]; age < 0 || age > 120 {
 		t.Errorf("last contact age %v", age)
 	}
-	t.Logf("event→reload sum %.3fs over 2, reload→serving sum %.3fs over 2",
-		m["haproxy_monitor_event_to_reload_seconds_sum"], m["haproxy_monitor_reload_to_serving_seconds_sum"])
+	t.Logf("event→apply: reload %.3fs, runtime %.3fs; reload→serving %.3fs",
+		m[`haproxy_monitor_event_to_apply_seconds_sum{path="reload"}`], m[`haproxy_monitor_event_to_apply_seconds_sum{path="runtime"}`],
+		m["haproxy_monitor_reload_to_serving_seconds_sum"])
 }

@@ -50,7 +50,9 @@ func newSite(t *testing.T) *site {
 	}
 	s := &site{t: t, dir: dir, hap: hap, masters: map[string]*harness.FakeMaster{},
 		args: harness.MonitorArgs{Kubeconfig: kc, HAProxy: hap, APIPort: apiPort, VIPs: "127.0.0.100",
-			Extra: []string{"--debounce", "100ms"}}}
+			// A removed server drains for half a second here, not the
+			// production 70 s.
+			Extra: []string{"--debounce", "100ms", "--removal-grace", "500ms", "--removal-spread", "100ms"}}}
 	t.Cleanup(func() {
 		s.stopMonitor()
 		hap.Stop()
@@ -145,6 +147,35 @@ func (s *site) traffic(n int) (byBackend map[string]int64, failed int64) {
 
 func (s *site) lbURL(path string) string {
 	return "https://127.0.0.1:" + strconv.Itoa(s.hap.LBPort) + path
+}
+
+// changes counts the changes haproxy took: reloads the reloader received, and
+// changes made through the runtime API by the current monitor process.
+func (s *site) changes() int {
+	runtime := 0
+	if s.mon != nil {
+		runtime = strings.Count(s.mon.Log(), "through its runtime API, without a reload")
+	}
+	return s.hap.ReloadsReceived() + runtime
+}
+
+// waitChanges waits until haproxy took n changes more than before, and
+// returns how many it took once the log is quiet for a moment.
+func (s *site) waitChanges(before, n int) int {
+	s.t.Helper()
+	if !harness.Poll(10*time.Second, 5*time.Millisecond, func() bool { return s.changes()-before >= n }) {
+		s.t.Fatalf("%d changes, want %d", s.changes()-before, n)
+	}
+	return s.changes() - before
+}
+
+// waitCfg waits until the file contains substr: it follows a runtime change
+// by the time haproxy -c takes.
+func (s *site) waitCfg(substr string) {
+	s.t.Helper()
+	if !harness.Poll(10*time.Second, 5*time.Millisecond, func() bool { return strings.Contains(string(s.cfg()), substr) }) {
+		s.t.Fatalf("cfg never contained %q:\n%s", substr, s.cfg())
+	}
 }
 
 func (s *site) cfg() []byte {
