@@ -139,6 +139,9 @@ func setup(fam family, tag string) (*lab, error) {
 	l.cp, err = harness.StartControlPlane(ctx, filepath.Join(dir, "cp"), harness.ControlPlaneOptions{
 		APIServers: addrs, APIPort: apiPort, EtcdAddress: fam.etcd, BindAll: true,
 		ExtraSANs: []net.IP{net.ParseIP(fam.vip)}, ServiceCIDR: fam.serviceCIDR,
+		// As production apiservers behind a load balancer run: after SIGTERM
+		// they leave the kubernetes Endpoints and keep serving a while.
+		ShutdownDelay: 5 * time.Second,
 		EtcdWrap: func(argv []string) []string { return l.net.Wrap("etcd", argv) },
 		Wrap: func(name string, argv []string) []string {
 			var i int
@@ -277,10 +280,18 @@ type runningLoad struct {
 }
 
 func (l *lab) startLoad(t *testing.T, name string) *runningLoad {
+	return l.startLoadPath(t, name, "/readyz")
+}
+
+// startLoadPath sends the load to path: /readyz by default (a request that
+// fails on an apiserver that is not ready), /version for a scenario where an
+// apiserver shuts down gracefully and answers /readyz with 500 on purpose
+// while it still serves every real request.
+func (l *lab) startLoadPath(t *testing.T, name, path string) *runningLoad {
 	t.Helper()
 	out := filepath.Join(l.dir, "load-"+name+".json")
 	p, err := harness.StartProcess("loadgen", out, nil, l.net.Wrap("c", []string{
-		l.loadgen, "-url", "https://" + net.JoinHostPort(l.vip, "6443") + "/readyz", "-ca", l.caFile, "-duration", "5m", "-workers", "4",
+		l.loadgen, "-url", "https://" + net.JoinHostPort(l.vip, "6443") + path, "-ca", l.caFile, "-duration", "5m", "-workers", "4",
 	})...)
 	if err != nil {
 		t.Fatal(err)

@@ -251,3 +251,58 @@ func TestIPv6(t *testing.T) {
 	t.Run("steady", TestSteadyState)
 	t.Run("kill-apiserver", TestKillAPIServer)
 }
+
+// 10. A kube-apiserver shuts down gracefully under load (SIGTERM, shutdown
+// delay 5 s): it leaves the kubernetes EndpointSlice at once while it still
+// serves, every monitor drains its server within a moment, and no request
+// fails: new connections go elsewhere, the ones in flight complete. The load
+// is GET /version: /readyz answers 500 from the first moment of a shutdown
+// by design.
+func TestGracefulAPIServerShutdown(t *testing.T) {
+	api := L.cp.APIServers[0] // m0's
+	ld := L.startLoadPath(t, "graceful-shutdown", "/version")
+	time.Sleep(2 * time.Second) // load running before the shutdown
+	start := time.Now()
+	stopped := make(chan time.Duration, 1)
+	go func() { L.cp.StopAPIServer(api); stopped <- time.Since(start) }()
+	t.Cleanup(func() { _ = L.cp.StartAPIServer(context.Background(), api) })
+	var drainedAfter time.Duration
+	if !harness.Poll(10*time.Second, 10*time.Millisecond, func() bool {
+		for _, m := range L.masters {
+			s, err := m.hap.Servers()
+			if err != nil || !s["m0"].Draining() {
+				return false
+			}
+		}
+		drainedAfter = time.Since(start)
+		return true
+	}) {
+		t.Fatalf("not every haproxy drained m0\n%s", L.diagnose())
+	}
+	took := <-stopped
+	time.Sleep(time.Second) // load on past the apiserver's exit
+	r := ld.stop(t)
+	L.record(t, "10. kube-apiserver shut down gracefully (shutdown delay 5 s)", r,
+		fmt.Sprintf("drained on every haproxy after %v; the apiserver exited after %v", drainedAfter.Round(10*time.Millisecond), took.Round(100*time.Millisecond)))
+	if r.Failed != 0 {
+		t.Errorf("%d requests failed: %v", r.Failed, r.Errors)
+	}
+	if drainedAfter > 400*time.Millisecond { // goal 200 ms; measured 10-20 ms
+		t.Errorf("drained after %v, beyond the bound of 400 ms", drainedAfter)
+	}
+	if err := L.cp.StartAPIServer(context.Background(), api); err != nil {
+		t.Fatal(err)
+	}
+	waitServing(t, 30*time.Second, masters...)
+	// Back in the EndpointSlice: back to ready everywhere.
+	if !harness.Poll(30*time.Second, 20*time.Millisecond, func() bool {
+		for _, m := range L.masters {
+			if s, err := m.hap.Servers(); err != nil || s["m0"].Draining() {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("m0 still draining after its apiserver returned\n%s", L.diagnose())
+	}
+}

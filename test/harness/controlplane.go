@@ -66,6 +66,10 @@ type ControlPlaneOptions struct {
 	// ServiceCIDR defaults to 198.18.128.0/24; an IPv6 control plane needs an
 	// IPv6 one (the kubernetes Service's family follows it).
 	ServiceCIDR string
+	// ShutdownDelay is kube-apiserver's --shutdown-delay-duration: after
+	// SIGTERM it leaves the kubernetes Endpoints and fails /readyz but keeps
+	// serving this long (default 0).
+	ShutdownDelay time.Duration
 	Logf        func(format string, args ...any)
 }
 
@@ -218,7 +222,7 @@ func (cp *ControlPlane) newAPIServer(bin, name, addr string, port int, saPub, sa
 		"--authorization-mode", "Node,RBAC",
 		"--enable-admission-plugins", "NodeRestriction",
 		"--service-cluster-ip-range", serviceCIDR(opts.ServiceCIDR),
-		"--shutdown-delay-duration", "0s",
+		"--shutdown-delay-duration", opts.ShutdownDelay.String(),
 		"--v", "0",
 	}
 	if ip != nil && ip.IsLoopback() {
