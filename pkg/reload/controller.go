@@ -58,7 +58,7 @@ type Options struct {
 	RetryMin, RetryMax     time.Duration
 	// Grace is how long a removed server drains before its remaining
 	// sessions are shut; they are shut one by one over Spread, with jitter,
-	// so clients do not all reconnect at once.
+	// so clients do not all reconnect at once. Zero: at once.
 	Grace, Spread time.Duration
 }
 
@@ -92,8 +92,6 @@ func New(opts Options) *Controller {
 	def(&opts.MaxBackoff, 5*time.Second)
 	def(&opts.RetryMin, time.Second)
 	def(&opts.RetryMax, 30*time.Second)
-	def(&opts.Grace, 70*time.Second)
-	def(&opts.Spread, 10*time.Second)
 	if opts.RuntimeSocket == "" {
 		opts.RuntimeSocket = opts.AdminSocket
 	}

@@ -38,7 +38,10 @@ func (b *bench) start(impl string) (*instance, error) {
 		return nil, err
 	}
 	in := &instance{impl: impl, sink: sk, hap: hap}
-	args := harness.MonitorArgs{Kubeconfig: b.kubeconfig, HAProxy: hap, APIPort: b.apiPort, VIPs: "127.0.0.100"}
+	// No haproxy runs here: every change goes to the sink as a reload, as
+	// the baseline's do.
+	args := harness.MonitorArgs{Kubeconfig: b.kubeconfig, HAProxy: hap, APIPort: b.apiPort, VIPs: "127.0.0.100",
+		Extra: []string{"--haproxy-admin-socket", ""}}
 	logPath := filepath.Join(dir, "monitor.log")
 	switch impl {
 	case ours:

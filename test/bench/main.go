@@ -51,7 +51,7 @@ func main() {
 	var c config
 	flag.StringVar(&c.out, "out", "", "write the report as Markdown to this file")
 	flag.StringVar(&c.benchstat, "benchstat", "", "write every trial in benchstat format to this file")
-	flag.StringVar(&c.phases, "phases", "convergence,apiload,footprint,economy,haproxy", "phases to run")
+	flag.StringVar(&c.phases, "phases", "convergence,apiload,footprint,economy,haproxy,runtime", "phases to run")
 	flag.IntVar(&c.trialsOurs, "trials", 30, "convergence trials for haproxy-monitor")
 	flag.IntVar(&c.trialsBaseline, "baseline-trials", 6, "convergence trials for the baseline (about 15 s each)")
 	flag.DurationVar(&c.apiWindow, "api-window", time.Minute, "steady-state window for the API load")
@@ -74,7 +74,7 @@ func run(c config) error {
 	defer os.RemoveAll(dir)
 	b := &bench{cfg: c, dir: dir}
 	hosts := []string{"127.0.0.1"}
-	for i := 11; i <= 16; i++ {
+	for i := 11; i <= 17; i++ {
 		hosts = append(hosts, fmt.Sprintf("127.0.0.%d", i))
 	}
 	if b.apiPort, err = harness.FreePort(hosts...); err != nil {
@@ -107,7 +107,7 @@ func run(c config) error {
 	b.header()
 	phases := map[string]func() error{
 		"convergence": b.convergence, "apiload": b.apiLoad, "footprint": b.footprint,
-		"economy": b.economy, "haproxy": b.haproxySide,
+		"economy": b.economy, "haproxy": b.haproxySide, "runtime": b.runtimePhase,
 	}
 	for _, name := range strings.Split(c.phases, ",") {
 		f, ok := phases[name]
