@@ -185,7 +185,9 @@ func (b *bench) connectionCuts(ctx context.Context, p path) (string, error) {
 	defer held.Close()
 	per := held.Backends()
 	steps := []func() error{
-		func() error { return harness.CreateNode(ctx, b.client, harness.NodeObject("m4", harness.MasterLabel, "127.0.0.14")) },
+		func() error {
+			return harness.CreateNode(ctx, b.client, harness.NodeObject("m4", harness.MasterLabel, "127.0.0.14"))
+		},
 		func() error { return harness.SetInternalIP(ctx, b.client, "m3", "127.0.0.15") },
 		func() error { return b.client.CoreV1().Nodes().Delete(ctx, "m2", metav1.DeleteOptions{}) },
 	}

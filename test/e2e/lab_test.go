@@ -142,7 +142,7 @@ func setup(fam family, tag string) (*lab, error) {
 		// As production apiservers behind a load balancer run: after SIGTERM
 		// they leave the kubernetes Endpoints and keep serving a while.
 		ShutdownDelay: 5 * time.Second,
-		EtcdWrap: func(argv []string) []string { return l.net.Wrap("etcd", argv) },
+		EtcdWrap:      func(argv []string) []string { return l.net.Wrap("etcd", argv) },
 		Wrap: func(name string, argv []string) []string {
 			var i int
 			fmt.Sscanf(name, "apiserver-%d", &i)

@@ -70,7 +70,7 @@ type ControlPlaneOptions struct {
 	// SIGTERM it leaves the kubernetes Endpoints and fails /readyz but keeps
 	// serving this long (default 0).
 	ShutdownDelay time.Duration
-	Logf        func(format string, args ...any)
+	Logf          func(format string, args ...any)
 }
 
 // StartControlPlane starts etcd and the apiservers and waits until each
