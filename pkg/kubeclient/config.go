@@ -1,25 +1,33 @@
 package kubeclient
 
 import (
+	"bytes"
 	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
-	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// Load reads the kubeconfig at path and returns a client config whose
-// connections go through a failover dialer that also tries localhost:apiPort.
-// Any server form works: names with any number of labels, IPv4 and IPv6
-// literals, localhost.
+// Load reads the kubeconfig at path, in any form client-go supports (client
+// certificate files or inline data, token or token file, exec credential
+// plugins), and returns a client config whose connections go through a
+// failover dialer that also tries localhost:apiPort. client-go does TLS and
+// authentication; the dialer only picks where to connect. Any server form
+// works: names with any number of labels, IPv4 and IPv6 literals, localhost.
 func Load(path string, apiPort uint16, dialTimeout time.Duration, log logrus.FieldLogger) (*rest.Config, *Endpoints, error) {
+	if log == nil {
+		log = logrus.StandardLogger()
+	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("loading kubeconfig %s: %w", path, err)
@@ -30,49 +38,25 @@ func Load(path string, apiPort uint16, dialTimeout time.Duration, log logrus.Fie
 	}
 	local := net.JoinHostPort("localhost", strconv.Itoa(int(apiPort)))
 	eps := NewEndpoints([]string{server, local}, dialTimeout, log)
-
-	transport := &http.Transport{
-		// Proxies would hide which apiserver we reach; the monitor talks to
-		// apiservers on the node's own network only.
-		Proxy:               func(*http.Request) (*url.URL, error) { return nil, nil },
-		DialContext:         eps.DialContext,
-		TLSHandshakeTimeout: dialTimeout,
-		MaxIdleConnsPerHost: 4,
-		IdleConnTimeout:     90 * time.Second,
-	}
 	if u.Scheme == "https" {
-		tlsCfg, err := rest.TLSConfigFor(cfg)
-		if err != nil {
+		if eps.Probe, err = probeConfig(cfg, u); err != nil {
 			return nil, nil, fmt.Errorf("kubeconfig %s: TLS settings: %w", path, err)
 		}
-		if tlsCfg == nil {
-			tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12} // system roots
-		}
-		if tlsCfg.ServerName == "" {
-			tlsCfg.ServerName = u.Hostname()
-		}
-		if cfg.CertFile != "" && cfg.KeyFile != "" {
-			// The kubelet rotates its client certificate in place; read it at
-			// each handshake so a long-lived monitor never presents an expired one.
-			certFile, keyFile := cfg.CertFile, cfg.KeyFile
-			tlsCfg.Certificates = nil
-			tlsCfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-				pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-				return &pair, err
-			}
-		}
-		transport.TLSClientConfig = tlsCfg
-		transport.DialTLSContext = eps.DialContext
-		transport.ForceAttemptHTTP2 = true
 	}
-	// HTTP/2 with client-go's connection health checks (see the
-	// HTTP2_READ_IDLE_TIMEOUT_SECONDS environment variable).
-	utilnet.SetTransportDefaults(transport)
-	eps.TLS = transport.TLSClientConfig
-
-	// The TLS settings now live in the transport; client-go refuses both.
-	cfg.TLSClientConfig = rest.TLSClientConfig{}
-	cfg.Transport = transport
+	cfg.Dial = eps.DialContext
+	// Proxies would hide which apiserver we reach; the monitor talks to
+	// apiservers on the node's own network only.
+	cfg.Proxy = func(*http.Request) (*url.URL, error) { return nil, nil }
+	if cfg.BearerTokenFile != "" {
+		// client-go caches a token file for a minute and does not re-read it
+		// on a 401: read it whenever it changed instead.
+		tf := &tokenFile{path: cfg.BearerTokenFile}
+		if _, err := tf.token(); err != nil {
+			return nil, nil, fmt.Errorf("kubeconfig %s: %w", path, err)
+		}
+		cfg.BearerToken, cfg.BearerTokenFile = "", ""
+		cfg.Wrap(tf.wrap)
+	}
 	cfg.UserAgent = "haproxy-monitor"
 	cfg.WarningHandler = &warningLog{log: log, seen: map[string]bool{}}
 	// Two small informers; the defaults (5 QPS) would throttle a relist storm
@@ -80,6 +64,69 @@ func Load(path string, apiPort uint16, dialTimeout time.Duration, log logrus.Fie
 	cfg.QPS, cfg.Burst = 20, 40
 	return cfg, eps, nil
 }
+
+// probeConfig is what verifies an apiserver: client-go's own TLS settings
+// for the kubeconfig (CA or the system's, client certificate, exec-provided
+// certificates, insecure-skip-tls-verify) with the server name the
+// certificate must carry, whichever address is dialled.
+func probeConfig(cfg *rest.Config, u *url.URL) (*tls.Config, error) {
+	p, err := rest.TLSConfigFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		p = &tls.Config{MinVersion: tls.VersionTLS12} // the system's roots
+	}
+	if p.ServerName == "" {
+		p.ServerName = u.Hostname()
+	}
+	return p, nil
+}
+
+// tokenFile serves a bearer token from a file, read again whenever the file
+// changed (size or modification time), so a rotated token is used from the
+// next request.
+type tokenFile struct {
+	path string
+	mu   sync.Mutex
+	mod  time.Time
+	size int64
+	tok  string
+}
+
+func (t *tokenFile) token() (string, error) {
+	st, err := os.Stat(t.path)
+	if err != nil {
+		return "", fmt.Errorf("token file: %w", err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.tok != "" && st.ModTime().Equal(t.mod) && st.Size() == t.size {
+		return t.tok, nil
+	}
+	b, err := os.ReadFile(t.path)
+	if err != nil {
+		return "", fmt.Errorf("token file: %w", err)
+	}
+	t.tok, t.mod, t.size = string(bytes.TrimSpace(b)), st.ModTime(), st.Size()
+	return t.tok, nil
+}
+
+func (t *tokenFile) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+		tok, err := t.token()
+		if err != nil {
+			return nil, err
+		}
+		req = req.Clone(req.Context())
+		req.Header.Set("Authorization", "Bearer "+tok)
+		return rt.RoundTrip(req)
+	})
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func serverHostPort(server string) (*url.URL, string, error) {
 	u, err := url.Parse(server)
@@ -92,7 +139,7 @@ func serverHostPort(server string) (*url.URL, string, error) {
 	port := u.Port()
 	if port == "" {
 		port = "443"
-		if u.Scheme == "http" {
+		if strings.EqualFold(u.Scheme, "http") {
 			port = "80"
 		}
 	}

@@ -45,8 +45,8 @@ func TestDifferenceAnyKubeconfigServerForm(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.Transport == nil {
-				t.Fatal("failover transport not installed")
+			if cfg.Dial == nil || cfg.Transport != nil {
+				t.Fatal("the failover dialer is not what client-go dials with")
 			}
 			if got := eps.Candidates(); !reflect.DeepEqual(got, want) {
 				t.Fatalf("candidates %v, want %v", got, want)
@@ -153,7 +153,7 @@ func TestEndpointsRequireVerifiedTLS(t *testing.T) {
 
 	eps := NewEndpoints([]string{closer.Addr().String(), wrongCA}, time.Second, nil)
 	eps.SetDynamic([]string{right})
-	eps.TLS = &tls.Config{RootCAs: pool, ServerName: "api.example", MinVersion: tls.VersionTLS12}
+	eps.Probe = &tls.Config{RootCAs: pool, ServerName: "api.example", MinVersion: tls.VersionTLS12}
 	c, err := eps.DialContext(context.Background(), "tcp", "api.example:6443")
 	if err != nil {
 		t.Fatal(err)

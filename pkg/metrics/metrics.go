@@ -185,6 +185,19 @@ func Bool(b bool) float64 {
 	return 0
 }
 
+// WatchAPIFailing exports how long the API's answers have been failing
+// (no response, 5xx, 429, 401), 0 while they are not.
+func (m *Metrics) WatchAPIFailing(failing func() (time.Time, string)) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "api_failing_seconds",
+		Help: "Seconds the API's answers have been failing (no response, 5xx, 429, 401); 0 while they are not."},
+		func() float64 {
+			if since, _ := failing(); !since.IsZero() {
+				return time.Since(since).Seconds()
+			}
+			return 0
+		}))
+}
+
 // SetConfigHash records the hash of the configuration now on disk.
 func (m *Metrics) SetConfigHash(sha string) {
 	m.ConfigInfo.Reset()

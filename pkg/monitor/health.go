@@ -26,12 +26,17 @@ type state struct {
 	reloadErr    error
 	reloadFailed time.Time // start of the current delivery failure streak
 	verifyErr    error
-	apiDown      func() bool
-	discovery    func() discovery.Status
+	// apiDown says why no apiserver endpoint is reachable ("" while one is);
+	// apiFailing when the API's answers began failing and the last failure.
+	apiDown    func() string
+	apiFailing func() (time.Time, string)
+	discovery  func() discovery.Status
 }
 
 func newState() *state {
-	return &state{lastBeat: time.Now(), apiDown: func() bool { return false }, discovery: func() discovery.Status { return discovery.Status{} }}
+	return &state{lastBeat: time.Now(), apiDown: func() string { return "" },
+		apiFailing: func() (time.Time, string) { return time.Time{}, "" },
+		discovery:  func() discovery.Status { return discovery.Status{} }}
 }
 
 func (s *state) beat() {
@@ -120,14 +125,17 @@ func (s *state) readyLocked(disc discovery.Status) (note string, err error) {
 		return "", fmt.Errorf("reload not delivered since %s: %v", s.reloadFailed.Format(time.RFC3339), s.reloadErr)
 	case s.verifyErr != nil:
 		return "", s.verifyErr
+	case s.apiDown() != "":
+		return "last-known-good configuration in use: API unreachable: " + s.apiDown(), nil
 	case !s.synced:
 		return "last-known-good configuration in use: API caches not synced yet", nil
-	case s.apiDown():
-		return "last-known-good configuration in use: API unreachable", nil
 	case s.backends == 0 && s.keptReason != "":
 		return "last-known-good configuration in use: " + s.keptReason, nil
 	case s.backends == 0:
 		return "", fmt.Errorf("no control-plane backend")
+	}
+	if since, last := s.apiFailing(); !since.IsZero() {
+		return fmt.Sprintf("last-known-good configuration in use: API requests failing since %s (last: %s)", since.UTC().Format(time.RFC3339), last), nil
 	}
 	return "", nil
 }

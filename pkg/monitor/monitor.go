@@ -99,10 +99,13 @@ func New(cfg Config) (*Monitor, error) {
 			return nil, err
 		}
 		restCfg.Wrap(m.metrics.InstrumentAPI)
+		health := &kubeclient.Health{}
+		restCfg.Wrap(health.Wrap)
 		if client, err = discovery.NewRESTClient(restCfg); err != nil {
 			return nil, err
 		}
-		m.eps, m.state.apiDown = eps, eps.Down
+		m.eps, m.state.apiDown, m.state.apiFailing = eps, eps.Reason, health.Failing
+		m.metrics.WatchAPIFailing(health.Failing)
 	}
 	m.source = discovery.New(client, discovery.Options{PollInterval: cfg.CheckInterval})
 	m.state.discovery = m.source.Status

@@ -1,0 +1,149 @@
+package kubeclient
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+)
+
+// tokenServer is an apiserver stand-in that records the bearer tokens it is
+// sent, behind a certificate of ca for api.example and 127.0.0.1.
+func tokenServer(t *testing.T, ca *testCA) (*httptest.Server, func() []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var seen []string
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+		mu.Unlock()
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.serving(t)}, MinVersion: tls.VersionTLS12}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), seen...)
+	}
+}
+
+func get(t *testing.T, cfg *rest.Config, url string) {
+	t.Helper()
+	c, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	c.CloseIdleConnections()
+}
+
+// An exec credential plugin (the form cloud and OIDC set-ups use) works with
+// the failover dialer: the plugin runs and its token is sent. Before, the
+// monitor refused such a kubeconfig at start.
+func TestExecCredentialPlugin(t *testing.T) {
+	ca := newTestCA(t)
+	srv, seen := tokenServer(t, ca)
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.crt")
+	_ = os.WriteFile(caFile, ca.pem, 0o600)
+	plugin := filepath.Join(dir, "credential-plugin")
+	_ = os.WriteFile(plugin, []byte("#!/bin/sh\necho '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"from-the-plugin\"}}'\n"), 0o755)
+	kc := writeKubeconfig(t, dir, `{server: "`+srv.URL+`", certificate-authority: "`+caFile+`"}`,
+		`{exec: {apiVersion: client.authentication.k8s.io/v1, command: "`+plugin+`", interactiveMode: Never}}`)
+	cfg, eps, err := Load(kc, 6443, time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get(t, cfg, srv.URL)
+	if got := seen(); len(got) != 1 || got[0] != "from-the-plugin" {
+		t.Fatalf("server saw tokens %v", got)
+	}
+	if eps.Preferred() == "" {
+		t.Fatal("the request did not go through the failover dialer")
+	}
+}
+
+// A token file is read again as soon as it changes, not a minute later.
+func TestTokenFileRotation(t *testing.T) {
+	ca := newTestCA(t)
+	srv, seen := tokenServer(t, ca)
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.crt")
+	_ = os.WriteFile(caFile, ca.pem, 0o600)
+	tok := filepath.Join(dir, "token")
+	_ = os.WriteFile(tok, []byte("first\n"), 0o600)
+	kc := writeKubeconfig(t, dir, `{server: "`+srv.URL+`", certificate-authority: "`+caFile+`"}`, `{tokenFile: "`+tok+`"}`)
+	cfg, _, err := Load(kc, 6443, time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get(t, cfg, srv.URL)
+	_ = os.WriteFile(tok, []byte("second-and-longer\n"), 0o600)
+	get(t, cfg, srv.URL)
+	if got := seen(); len(got) != 2 || got[0] != "first" || got[1] != "second-and-longer" {
+		t.Fatalf("server saw tokens %v", got)
+	}
+}
+
+// A dial begun during an outage that fails after a later one succeeded does
+// not mark the API down again (seen once as a stale "API unreachable").
+func TestLateFailureDoesNotMarkDown(t *testing.T) {
+	ok, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ok.Close()
+	eps := NewEndpoints([]string{"slow.invalid:1"}, 5*time.Second, nil)
+	release := make(chan struct{})
+	eps.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if addr == "slow.invalid:1" {
+			<-release
+			return nil, errors.New("slow failure")
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	late := make(chan error, 1)
+	go func() { _, err := eps.DialContext(context.Background(), "tcp", "x:1"); late <- err }()
+	// Wait until the slow attempt is in progress, then let a newer one
+	// succeed directly on the good address.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		eps.mu.Lock()
+		started := eps.attempts == 1
+		eps.mu.Unlock()
+		if started {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slow dial did not start")
+		}
+	}
+	eps.SetDynamic([]string{ok.Addr().String()})
+	eps.mu.Lock()
+	eps.preferred = ok.Addr().String()
+	eps.mu.Unlock()
+	c, err := eps.DialContext(context.Background(), "tcp", "x:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	close(release)
+	if err := <-late; err == nil {
+		t.Fatal("the slow dial succeeded")
+	}
+	if eps.Down() || eps.Reason() != "" {
+		t.Fatalf("a late failure marked the API down: %q", eps.Reason())
+	}
+}
+
