@@ -146,4 +146,3 @@ func TestLateFailureDoesNotMarkDown(t *testing.T) {
 		t.Fatalf("a late failure marked the API down: %q", eps.Reason())
 	}
 }
-
