@@ -70,7 +70,20 @@ func newCommand() *cobra.Command {
 
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			return monitor.Run(ctx, cfg)
+			m, err := monitor.New(cfg)
+			if err != nil {
+				return err
+			}
+			// SIGHUP re-reads the template instead of killing the process.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for range hup {
+					m.Reread()
+				}
+			}()
+			return m.Run(ctx)
 		},
 	}
 	f := cmd.Flags()

@@ -8,6 +8,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 )
 
 // Validator checks a candidate configuration file before it replaces the live
@@ -95,32 +98,115 @@ func (f *File) Apply(ctx context.Context, data []byte) (changed bool, err error)
 
 // Staged is a candidate written next to the file, not yet in its place.
 type Staged struct {
-	f    *File
-	tmp  string
-	done bool
+	f      *File
+	tmp    string
+	target string
+	done   bool
 }
 
-// Stage writes data to a temporary file beside the file, with the file's
-// mode, synced: what can fail on a full or read-only disk fails here, before
-// anything depends on it.
+// Target is the file that is replaced: Path, or, when Path is a symlink,
+// the file it points to (so the link stays a link and its target is updated,
+// in the target's own directory). A dangling link's target is created.
+func (f *File) Target() (string, error) {
+	p, err := filepath.EvalSymlinks(f.Path)
+	switch {
+	case err == nil:
+		return p, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return "", err
+	}
+	dst, lerr := os.Readlink(f.Path)
+	if lerr != nil {
+		return f.Path, nil // no file yet
+	}
+	if !filepath.IsAbs(dst) {
+		dst = filepath.Join(filepath.Dir(f.Path), dst)
+	}
+	return dst, nil
+}
+
+// Stage writes data to a temporary file beside the target, with the target's
+// mode, owner and group, synced: what can fail on a full or read-only disk,
+// or for want of the right to keep the owner, fails here, before anything
+// depends on it.
 func (f *File) Stage(data []byte) (*Staged, error) {
+	target, err := f.Target()
+	if err != nil {
+		return nil, stageErr(StageWrite, "resolving %s: %w", f.Path, err)
+	}
 	mode := f.DefaultMode
 	if mode == 0 {
 		mode = 0o644
 	}
-	if st, err := os.Stat(f.Path); err == nil {
+	uid, gid := -1, -1
+	if st, err := os.Stat(target); err == nil {
 		mode = st.Mode().Perm()
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			uid, gid = int(sys.Uid), int(sys.Gid)
+		}
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(f.Path), "."+filepath.Base(f.Path)+".tmp-*")
+	tmp, err := os.CreateTemp(filepath.Dir(target), tempPrefix(target)+"*")
 	if err != nil {
-		return nil, stageErr(StageWrite, "writing %s: %w", f.Path, err)
+		return nil, stageErr(StageWrite, "writing %s: %w", target, err)
 	}
-	s := &Staged{f: f, tmp: tmp.Name()}
+	s := &Staged{f: f, tmp: tmp.Name(), target: target}
+	if uid >= 0 {
+		if err := tmp.Chown(uid, gid); err != nil {
+			tmp.Close()
+			s.Discard()
+			return nil, stageErr(StageWrite, "keeping the owner %d:%d of %s: %w", uid, gid, target, err)
+		}
+	}
 	if err := writeSynced(tmp, data, mode); err != nil {
 		s.Discard()
 		return nil, stageErr(StageWrite, "writing %s: %w", s.tmp, err)
 	}
 	return s, nil
+}
+
+func tempPrefix(target string) string { return "." + filepath.Base(target) + ".tmp-" }
+
+// RemoveStaleTemps removes candidates a killed process left beside the
+// target: only files named as Stage names them.
+func (f *File) RemoveStaleTemps() ([]string, error) {
+	target, err := f.Target()
+	if err != nil {
+		return nil, err
+	}
+	stale, err := filepath.Glob(filepath.Join(filepath.Dir(target), tempPrefix(target)+"*"))
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, p := range stale {
+		if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() && os.Remove(p) == nil {
+			removed = append(removed, p)
+		}
+	}
+	return removed, nil
+}
+
+// Lock takes an exclusive lock on a file beside the target (".<name>.lock"),
+// held until release: a second monitor writing the same file would double
+// every reload. The holder's pid is in the file, for the error message.
+func (f *File) Lock() (release func(), err error) {
+	target, err := f.Target()
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(filepath.Dir(target), "."+filepath.Base(target)+".lock")
+	lf, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock file %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		lf.Close()
+		return nil, fmt.Errorf("another monitor (pid %s) writes %s: %s is locked", strings.TrimSpace(string(holder)), target, path)
+	}
+	_ = lf.Truncate(0)
+	_, _ = lf.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return func() { lf.Close() }, nil
 }
 
 // Validate runs the file's Validator on the candidate.
@@ -141,8 +227,8 @@ func (s *Staged) Commit() (replaced bool, err error) {
 	if s.f.beforeRename != nil {
 		s.f.beforeRename()
 	}
-	if err := os.Rename(s.tmp, s.f.Path); err != nil {
-		return false, stageErr(StageWrite, "replacing %s: %w", s.f.Path, err)
+	if err := os.Rename(s.tmp, s.target); err != nil {
+		return false, stageErr(StageWrite, "replacing %s: %w", s.target, err)
 	}
 	s.done = true
 	// The rename is durable only once the directory entry is on disk.
@@ -150,9 +236,9 @@ func (s *Staged) Commit() (replaced bool, err error) {
 	if sync == nil {
 		sync = syncDir
 	}
-	dir := filepath.Dir(s.f.Path)
+	dir := filepath.Dir(s.target)
 	if err := sync(dir); err != nil {
-		return true, stageErr(StageSync, "%s replaced, but syncing %s failed: %w", s.f.Path, dir, err)
+		return true, stageErr(StageSync, "%s replaced, but syncing %s failed: %w", s.target, dir, err)
 	}
 	return true, nil
 }

@@ -3,13 +3,16 @@ package apply
 import (
 	"context"
 	"errors"
-	"github.com/haproxy-monitor/haproxy-monitor/test/need"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/haproxy-monitor/haproxy-monitor/test/need"
 )
 
 func TestApplyWritesOnlyOnChange(t *testing.T) {
@@ -181,4 +184,74 @@ func TestApplyStages(t *testing.T) {
 	if changed, err := f.Apply(context.Background(), []byte("x\n")); changed || Stage(err) != StageWrite {
 		t.Fatalf("Apply = %v, %v; want a write-stage error", changed, err)
 	}
+}
+
+// A symlinked path stays a link: its target is replaced, in the target's
+// directory; owner, group and mode are kept.
+func TestApplyThroughSymlinkKeepsOwner(t *testing.T) {
+	need.Root(t)
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real")
+	_ = os.MkdirAll(real, 0o755)
+	target := filepath.Join(real, "haproxy.cfg")
+	if err := os.WriteFile(target, []byte("old\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(target, 65534, 65534); err != nil { // nobody:nogroup, as haproxy:haproxy would be
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "haproxy.cfg")
+	if err := os.Symlink("real/haproxy.cfg", link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&File{Path: link}).Apply(context.Background(), []byte("new\n")); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Fatal("the link was replaced by a file")
+	}
+	st, err := os.Stat(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := st.Sys().(*syscall.Stat_t)
+	if b, _ := os.ReadFile(target); string(b) != "new\n" || st.Mode().Perm() != 0o640 || sys.Uid != 65534 || sys.Gid != 65534 {
+		t.Fatalf("target %q, mode %v, owner %d:%d", b, st.Mode().Perm(), sys.Uid, sys.Gid)
+	}
+	assertNoTempFiles(t, real)
+}
+
+// Temp files a killed process left are ours to remove, and only those.
+func TestRemoveStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "haproxy.cfg")
+	for _, n := range []string{".haproxy.cfg.tmp-123", ".haproxy.cfg.tmp-abc", "other.tmp-1", ".haproxy.cfg.bak"} {
+		_ = os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o644)
+	}
+	removed, err := (&File{Path: path}).RemoveStaleTemps()
+	if err != nil || len(removed) != 2 {
+		t.Fatalf("removed %v, %v", removed, err)
+	}
+	left, _ := os.ReadDir(dir)
+	if len(left) != 2 {
+		t.Fatalf("left %v", left)
+	}
+}
+
+// A second writer of the same file is refused, naming the first.
+func TestLockRefusesASecondWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "haproxy.cfg")
+	release, err := (&File{Path: path}).Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&File{Path: path}).Lock(); err == nil || !strings.Contains(err.Error(), "another monitor (pid "+strconv.Itoa(os.Getpid())+")") {
+		t.Fatalf("second lock: %v", err)
+	}
+	release()
+	again, err := (&File{Path: path}).Lock()
+	if err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	again()
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/haproxy-monitor/haproxy-monitor/test/need"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/haproxy-monitor/haproxy-monitor/test/need"
 )
 
 // netns creates a network namespace for the test and returns its name and an

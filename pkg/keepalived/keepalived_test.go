@@ -3,12 +3,13 @@ package keepalived
 import (
 	"bytes"
 	"flag"
-	"github.com/haproxy-monitor/haproxy-monitor/test/need"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/haproxy-monitor/haproxy-monitor/test/need"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")

@@ -38,6 +38,9 @@ func Build(nodes []Node, opts Options) (cfg LBConfig, skipped []Skipped) {
 		addr, ok := selectAddress(addrs, opts)
 		if !ok {
 			reason := "no InternalIP usable for the VIP address family"
+			if len(opts.VIPs) == 0 {
+				reason = "no usable InternalIP"
+			}
 			if len(n.InternalIPs) == 0 {
 				reason = "no InternalIP"
 			} else if bad != "" {

@@ -3,6 +3,7 @@ package lbconfig
 import (
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -40,11 +41,16 @@ func TestDifferenceNodeWithoutUsableAddress(t *testing.T) {
 	}
 }
 
-// The original panics without a VIP; we take each node's first InternalIP.
+// The original panics without a VIP; we take each node's first InternalIP,
+// and a node without a usable one is skipped for that reason (no VIP family
+// is involved).
 func TestDifferenceNoVIP(t *testing.T) {
-	cfg, _ := Build([]Node{{Name: "m1", InternalIPs: []string{"198.18.0.1", "fd00::1"}}}, Options{APIPort: 6443})
+	cfg, skipped := Build([]Node{{Name: "m1", InternalIPs: []string{"198.18.0.1", "fd00::1"}}, {Name: "m2", InternalIPs: []string{"bogus"}}}, Options{APIPort: 6443})
 	if len(cfg.Backends) != 1 || cfg.Backends[0].Address != "198.18.0.1" || cfg.FrontendAddr != "" {
 		t.Fatalf("got %+v", cfg)
+	}
+	if len(skipped) != 1 || strings.Contains(skipped[0].Reason, "VIP") || !strings.HasPrefix(skipped[0].Reason, "no usable InternalIP") {
+		t.Fatalf("skipped %+v", skipped)
 	}
 }
 

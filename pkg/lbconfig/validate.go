@@ -42,6 +42,9 @@ func ParseAddress(s string) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("address %q is unspecified", s)
 	case a.IsMulticast():
 		return netip.Addr{}, fmt.Errorf("address %q is multicast", s)
+	case a.Is6() && !a.Is4In6() && a.IsLinkLocalUnicast():
+		// Meaningless without a zone, which is refused above.
+		return netip.Addr{}, fmt.Errorf("address %q is IPv6 link-local", s)
 	case a.Is4() && a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
 		return netip.Addr{}, fmt.Errorf("address %q is broadcast", s)
 	}

@@ -54,6 +54,9 @@ type Metrics struct {
 	Drains *prometheus.CounterVec
 	// StateFileWrites counts server-state-file writes by result.
 	StateFileWrites *prometheus.CounterVec
+	// TemplateReloads counts template files read again after a change, by
+	// result: applied, failed (unreadable or broken; the previous one stays).
+	TemplateReloads *prometheus.CounterVec
 	// ReloadToServing is from the reload line to haproxy serving the
 	// rendered server set, seen through its runtime API.
 	ReloadToServing prometheus.Histogram
@@ -102,6 +105,8 @@ func New() *Metrics {
 			Help: "Servers put in drain (their apiserver left the kubernetes EndpointSlice) and back to ready."}, []string{"state"}),
 		StateFileWrites: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "state_file_writes_total",
 			Help: "server-state-file writes before a reload, by result."}, []string{"result"}),
+		TemplateReloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "template_reloads_total",
+			Help: "Template files read again after a change, by result: applied, failed (the previous template stays)."}, []string{"result"}),
 		ReloadToServing: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "reload_to_serving_seconds",
 			Help:    "Seconds from the reload being sent to haproxy serving the new server set.",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2, 5, 10}}),
@@ -115,7 +120,7 @@ func New() *Metrics {
 			Help: "1 while the API refuses this identity the resource: nodes, endpointslices, endpoints."}, []string{"resource"}),
 	}
 	r.MustRegister(m.Backends, m.RuntimeAPIUp, m.Renders, m.Writes, m.ConfigFailures, m.Reloads, m.ReloadRetries,
-		m.Verifications, m.APIRequests, m.EventToApply, m.ChangesApplied, m.RuntimeFailures, m.Drains, m.StateFileWrites, m.ReloadToServing, m.ConfigInfo, m.RedirectActive,
+		m.Verifications, m.APIRequests, m.EventToApply, m.ChangesApplied, m.RuntimeFailures, m.Drains, m.StateFileWrites, m.TemplateReloads, m.ReloadToServing, m.ConfigInfo, m.RedirectActive,
 		m.DiscoveryMode, m.APIForbidden)
 	m.SetDiscovery("none", false, false, false)
 	// Zero series exist from the start so rates work before the first event.
@@ -136,6 +141,9 @@ func New() *Metrics {
 	}
 	for _, r := range []string{"written", "failed"} {
 		m.StateFileWrites.WithLabelValues(r)
+	}
+	for _, r := range []string{"applied", "failed"} {
+		m.TemplateReloads.WithLabelValues(r)
 	}
 	return m
 }

@@ -31,6 +31,8 @@ type state struct {
 	apiDown    func() string
 	apiFailing func() (time.Time, string)
 	discovery  func() discovery.Status
+	// templateErr: the template file changed into one that cannot be used.
+	templateErr error
 }
 
 func newState() *state {
@@ -55,6 +57,18 @@ func (s *state) setOnDisk(v bool) {
 	s.mu.Lock()
 	s.onDisk = v
 	s.mu.Unlock()
+}
+
+func (s *state) setTemplateErr(err error) {
+	s.mu.Lock()
+	s.templateErr = err
+	s.mu.Unlock()
+}
+
+func (s *state) isSynced() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.synced
 }
 
 func (s *state) setBackends(n int) {
@@ -117,6 +131,8 @@ func (s *state) readyLocked(disc discovery.Status) (note string, err error) {
 	switch {
 	case disc.NothingReadable():
 		return "", errors.New(disc.Describe())
+	case s.templateErr != nil:
+		return "", fmt.Errorf("template cannot be used, keeping the configuration from the previous one: %v", s.templateErr)
 	case !s.synced && !s.onDisk:
 		return "", fmt.Errorf("API caches not synced yet and no configuration on disk")
 	case s.applyErr != nil:

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -53,6 +54,10 @@ type Monitor struct {
 	lastStatus   discovery.Status
 	retryDelay   time.Duration
 	unverifiable bool // said once that reloads cannot be confirmed
+	templateText []byte
+	templateErr  error
+
+	reread chan struct{}
 }
 
 // Run builds the monitor from cfg and runs it until ctx ends.
@@ -76,15 +81,25 @@ func New(cfg Config) (*Monitor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r, err := render.Load(cfg.TemplatePath)
+	text, err := os.ReadFile(cfg.TemplatePath)
+	if err != nil {
+		return nil, fmt.Errorf("reading template: %w", err)
+	}
+	r, err := render.Parse(cfg.TemplatePath, string(text))
 	if err != nil {
 		return nil, err
 	}
 	if st, err := os.Stat(cfg.ConfigPath); err == nil && st.IsDir() {
 		return nil, fmt.Errorf("config path %s is a directory", cfg.ConfigPath)
 	}
+	if target, err := (&apply.File{Path: cfg.ConfigPath}).Target(); err != nil {
+		return nil, fmt.Errorf("config path %s: %w", cfg.ConfigPath, err)
+	} else if st, err := os.Stat(filepath.Dir(target)); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("config directory %s does not exist (the hostPath the haproxy container reads)", filepath.Dir(target))
+	}
 	m := &Monitor{
-		cfg: cfg, log: cfg.Log, renderer: r, metrics: metrics.New(), state: newState(),
+		cfg: cfg, log: cfg.Log, renderer: r, templateText: text, metrics: metrics.New(), state: newState(),
+		reread:    make(chan struct{}, 1),
 		file:      &apply.File{Path: cfg.ConfigPath},
 		debounce:  debouncer{quiet: cfg.Debounce, max: cfg.MaxDebounce},
 		seenReady: map[string]bool{},
@@ -131,6 +146,14 @@ func New(cfg Config) (*Monitor, error) {
 func (m *Monitor) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	release, err := m.file.Lock()
+	if err != nil {
+		return err
+	}
+	defer release()
+	if removed, err := m.file.RemoveStaleTemps(); len(removed) > 0 || err != nil {
+		m.log.WithError(err).WithField("files", removed).Info("removed temporary files a previous run left")
+	}
 	stopHealth, err := m.serveHealth(ctx)
 	if err != nil {
 		return err
@@ -165,6 +188,8 @@ func (m *Monitor) Run(ctx context.Context) error {
 func (m *Monitor) loop(ctx context.Context, synced <-chan struct{}) {
 	heartbeat := time.NewTicker(m.cfg.CheckInterval)
 	defer heartbeat.Stop()
+	templates := time.NewTicker(templateCheckEvery)
+	defer templates.Stop()
 	render := time.NewTimer(time.Hour)
 	defer render.Stop()
 	var retry <-chan time.Time
@@ -181,6 +206,11 @@ func (m *Monitor) loop(ctx context.Context, synced <-chan struct{}) {
 			return
 		case <-heartbeat.C:
 			m.noteDiscovery()
+		case <-templates.C:
+			m.checkTemplate()
+		case <-m.reread:
+			m.log.Info("SIGHUP: reading the template again")
+			m.checkTemplate()
 		case <-waitingSync:
 			waitingSync = nil
 			m.state.setSynced()

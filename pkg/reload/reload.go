@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/runtimeapi"
 )
 
 // DefaultSocket is where the static pod's reloader listens.
@@ -20,7 +22,7 @@ func Send(ctx context.Context, path string, timeout time.Duration) error {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
-		return fmt.Errorf("connecting to reload socket: %w", err)
+		return fmt.Errorf("connecting to reload socket: %w", runtimeapi.SocketError(path, err))
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"strings"
 	"testing"
 	"time"
 )
@@ -122,5 +123,18 @@ func TestSendStaleSocketFileFails(t *testing.T) {
 	}
 	if d := time.Since(start); d > 900*time.Millisecond {
 		t.Fatalf("send took %v", d)
+	}
+}
+
+// A socket path that is a file or a directory is named as such, not as a
+// refused connection.
+func TestSendSaysWhatThePathIs(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	_ = os.WriteFile(file, nil, 0o644)
+	for path, want := range map[string]string{file: "is a regular file, not a unix socket", dir: "is a directory, not a unix socket"} {
+		if err := Send(context.Background(), path, time.Second); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Send(%s) = %v, want %q", path, err, want)
+		}
 	}
 }

@@ -10,9 +10,8 @@ import (
 	"testing"
 	"text/template"
 
-	"github.com/haproxy-monitor/haproxy-monitor/test/need"
-
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/lbconfig"
+	"github.com/haproxy-monitor/haproxy-monitor/test/need"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")

@@ -7,7 +7,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -36,7 +38,7 @@ func Command(ctx context.Context, socket, cmd string) (string, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", socket)
 	if err != nil {
-		return "", err
+		return "", SocketError(socket, err)
 	}
 	defer c.Close()
 	dl, _ := ctx.Deadline()
@@ -46,6 +48,23 @@ func Command(ctx context.Context, socket, cmd string) (string, error) {
 	}
 	b, err := io.ReadAll(c)
 	return string(b), err
+}
+
+// SocketError explains a failed dial of a unix socket path that exists but
+// is no socket ("connection refused" would hide it), and passes other errors
+// through.
+func SocketError(path string, err error) error {
+	st, serr := os.Stat(path)
+	if serr != nil || st.Mode()&fs.ModeSocket != 0 {
+		return err
+	}
+	kind := "regular file"
+	if st.IsDir() {
+		kind = "directory"
+	} else if !st.Mode().IsRegular() {
+		kind = st.Mode().Type().String()
+	}
+	return fmt.Errorf("%s is a %s, not a unix socket: %w", path, kind, err)
 }
 
 // ServersState returns the servers of backend from "show servers state";

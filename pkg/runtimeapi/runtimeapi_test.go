@@ -2,7 +2,6 @@ package runtimeapi
 
 import (
 	"context"
-	"github.com/haproxy-monitor/haproxy-monitor/test/need"
 	"net"
 	"os"
 	"os/exec"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/haproxy-monitor/haproxy-monitor/test/need"
 )
 
 const sample = `1

@@ -26,6 +26,7 @@ type FakeMaster struct {
 	handler http.Handler
 	srv     *http.Server
 	healthy atomic.Bool
+	hung    atomic.Bool
 	mu      sync.Mutex
 	ln      net.Listener
 	tlsConf *tls.Config
@@ -41,6 +42,9 @@ func StartFakeMaster(ca *CA, name, address string, port int) (*FakeMaster, error
 	m.healthy.Store(true)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		for m.hung.Load() && r.Context().Err() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
 		if r.URL.Path == "/readyz" && !m.healthy.Load() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
@@ -71,6 +75,10 @@ func (m *FakeMaster) Start() error {
 	go func(srv *http.Server) { _ = srv.Serve(tls.NewListener(ln, m.tlsConf)) }(m.srv)
 	return nil
 }
+
+// SetHung makes every request wait, unanswered, until it is set back (an
+// apiserver that accepts connections and never answers).
+func (m *FakeMaster) SetHung(hung bool) { m.hung.Store(hung) }
 
 // SetHealthy makes /readyz answer 200 or 503.
 func (m *FakeMaster) SetHealthy(ok bool) { m.healthy.Store(ok) }
