@@ -222,6 +222,7 @@ func TestBadInputLeavesDiskAlone(t *testing.T) {
 		{"missing kubeconfig", "loading kubeconfig", []string{filepath.Join(s.dir, "nope"), s.hap.TemplatePath, s.hap.CfgPath}},
 		{"two arguments", "accepts 3 arg(s)", []string{s.args.Kubeconfig, s.hap.TemplatePath}},
 		{"bad VIP", "invalid argument", []string{s.args.Kubeconfig, s.hap.TemplatePath, s.hap.CfgPath, "--api-vips", "300.1.1.1"}},
+		{"missing config directory", "config directory", []string{s.args.Kubeconfig, s.hap.TemplatePath, filepath.Join(s.dir, "nope", "haproxy.cfg")}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
