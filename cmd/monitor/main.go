@@ -111,6 +111,8 @@ func newCommand() *cobra.Command {
 	f.StringVar(&cfg.RedirectProbeURL, "redirect-probe-url", def.RedirectProbeURL, "haproxy monitor-uri probed once per check interval for the redirect")
 	f.IntVar(&cfg.RedirectOnAfter, "redirect-on-after", def.RedirectOnAfter, "Consecutive good probes before the redirect goes in")
 	f.IntVar(&cfg.RedirectOffAfter, "redirect-off-after", def.RedirectOffAfter, "Consecutive bad probes before it comes out")
+	f.StringVar(&cfg.TrackFile, "keepalived-track-file", def.TrackFile, "keepalived track file to write: 0 while the local haproxy serves, 1 otherwise; empty disables")
+	f.DurationVar(&cfg.HandOver, "vip-handover-timeout", def.HandOver, "On SIGTERM, how long to wait for the VIP to leave this node before removing the redirect")
 	f.StringVar(&logLevel, "log-level", "info", "Log level: debug, info, warn, error")
 	return cmd
 }

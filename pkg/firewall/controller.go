@@ -2,9 +2,11 @@ package firewall
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -16,63 +18,125 @@ type Rules interface {
 	Remove() error
 }
 
-// Controller probes haproxy every Interval and switches the redirect with
-// hysteresis. While on, every good probe re-ensures the rules, repairing them
-// if something else flushed the ruleset.
+// Tracker is told whether the local haproxy serves: keepalived's track file
+// (keepalived.TrackFile) in production.
+type Tracker interface {
+	Set(serving bool) error
+}
+
+// Controller probes haproxy every Interval (FastInterval while probes fail)
+// and switches the redirect with hysteresis. A probe that finds nothing
+// listening (connection refused: haproxy is gone) takes the redirect out at
+// once, so VIP:api-port reaches the local apiserver directly; 503s and
+// timeouts keep the hysteresis. While on, every good probe re-ensures the
+// rules, repairing them if something else flushed the ruleset.
 type Controller struct {
-	Rules      Rules
-	Probe      func(ctx context.Context) error
-	Interval   time.Duration
-	Hysteresis Hysteresis
-	Log        logrus.FieldLogger
+	Rules        Rules // nil: probe for Track only
+	Probe        func(ctx context.Context) error
+	Interval     time.Duration
+	FastInterval time.Duration // while probes fail; 0: Interval
+	Hysteresis   Hysteresis
+	Log          logrus.FieldLogger
 	// Installed, if set, is called whenever the rules' real state changes:
 	// true once they were ensured, false once removed or when ensuring them
 	// failed.
 	Installed func(on bool)
+	// Track, if set, is told after every probe whether haproxy serves (out
+	// at once when nothing listens, after two bad probes otherwise, back after
+	// two good ones), and that it does not when the controller stops.
+	Track      Tracker
+	TrackError func(error)
+	// HoldsVIP, if set with Track, reports whether a VIP is on this node: on
+	// shutdown the controller waits (at most HandOver) for keepalived to
+	// move it away before it takes the redirect out, so no client is sent to
+	// a node that is going.
+	HoldsVIP func() bool
+	HandOver time.Duration
 
 	installed bool
+	track     Hysteresis
+	tracked   *bool
 }
 
-// Run probes until ctx ends, then removes the rules.
+// Run probes until ctx ends, then hands the VIP over and removes the rules.
 func (c *Controller) Run(ctx context.Context) {
 	// Rules left by a previous run that died without cleaning up come out
 	// until the probes say otherwise.
+	if c.Rules == nil {
+		c.Rules = noRules{}
+	}
 	if err := c.Rules.Remove(); err != nil {
 		c.Log.WithError(err).Warn("removing leftover API redirect rules")
 	}
 	c.setInstalled(false)
-	t := time.NewTicker(c.Interval)
+	c.track = Hysteresis{OnAfter: 2, OffAfter: 2}
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
-		c.step(ctx)
 		select {
 		case <-ctx.Done():
-			if err := c.Rules.Remove(); err != nil {
-				c.Log.WithError(err).Error("removing API redirect rules on shutdown")
-			} else {
-				if c.installed {
-					c.Log.Info("API redirect rules removed on shutdown")
-				}
-				c.setInstalled(false)
-			}
+			c.shutdown()
 			return
 		case <-t.C:
 		}
+		ok := c.step(ctx)
+		next := c.Interval
+		if !ok && c.FastInterval > 0 {
+			next = c.FastInterval
+		}
+		t.Reset(next)
 	}
 }
 
-func (c *Controller) step(ctx context.Context) {
+// shutdown tells keepalived this node no longer serves, waits until the VIP
+// has left (bounded), then removes the rules.
+func (c *Controller) shutdown() {
+	if c.Track != nil {
+		c.setTracked(false)
+		if c.HoldsVIP != nil {
+			start := time.Now()
+			for c.HoldsVIP() && time.Since(start) < c.HandOver {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if c.HoldsVIP() {
+				c.Log.WithField("waited", c.HandOver).Warn("the VIP did not leave this node; removing the API redirect anyway")
+			} else {
+				c.Log.WithField("after", time.Since(start).Round(time.Millisecond)).Info("the VIP left this node")
+			}
+		}
+	}
+	if err := c.Rules.Remove(); err != nil {
+		c.Log.WithError(err).Error("removing API redirect rules on shutdown")
+		return
+	}
+	if c.installed {
+		c.Log.Info("API redirect rules removed on shutdown")
+	}
+	c.setInstalled(false)
+}
+
+// step probes once and acts; it reports whether the probe succeeded.
+func (c *Controller) step(ctx context.Context) bool {
 	timeout := min(c.Interval, 2*time.Second)
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	err := c.Probe(pctx)
 	cancel()
 	if ctx.Err() != nil {
-		return
+		return true
 	}
+	gone := errors.Is(err, syscall.ECONNREFUSED)
 	active, changed := c.Hysteresis.Observe(err == nil)
+	if gone && active {
+		// Nothing listens: haproxy is gone, the hysteresis has nothing to
+		// smooth.
+		active, changed = false, true
+		c.Hysteresis.Reset()
+	}
 	switch {
 	case changed && active:
 		c.Log.Info("API reachable through haproxy; redirecting VIP traffic to the load balancer")
+	case changed && gone:
+		c.Log.WithError(err).Warn("haproxy is not listening; removing the VIP redirect at once")
 	case changed:
 		c.Log.WithError(err).Warn("API not reachable through haproxy; removing the VIP redirect")
 	}
@@ -92,6 +156,34 @@ func (c *Controller) step(ctx context.Context) {
 			c.setInstalled(false)
 		}
 	}
+	if c.Track != nil {
+		serving, _ := c.track.Observe(err == nil)
+		if gone {
+			c.track.Reset()
+			serving = false
+		}
+		c.setTracked(serving)
+	}
+	return err == nil
+}
+
+type noRules struct{}
+
+func (noRules) Ensure() error { return nil }
+func (noRules) Remove() error { return nil }
+
+func (c *Controller) setTracked(serving bool) {
+	if c.tracked != nil && *c.tracked == serving {
+		return
+	}
+	if err := c.Track.Set(serving); err != nil {
+		if c.TrackError != nil {
+			c.TrackError(err)
+		}
+		return
+	}
+	c.tracked = &serving
+	c.Log.WithField("serving", serving).Info("told keepalived whether this node's haproxy serves")
 }
 
 func (c *Controller) setInstalled(on bool) {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,5 +94,89 @@ func TestDifferenceProbeHasTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("the probe took %v with a 100 ms deadline", d)
+	}
+}
+
+type trackFake struct {
+	mu  sync.Mutex
+	got []bool
+}
+
+func (f *trackFake) Set(serving bool) error {
+	f.mu.Lock()
+	f.got = append(f.got, serving)
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *trackFake) values() []bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]bool(nil), f.got...)
+}
+
+// haproxy gone (nothing listens): the redirect comes out and keepalived is
+// told at the next probe, without waiting out the 11-probe hysteresis; a
+// 503 keeps the hysteresis. On shutdown the node says it no longer serves
+// and waits for the VIP to leave before the rules come out.
+func TestControllerHaproxyGoneAndHandOver(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	var code atomic.Int64
+	code.Store(200)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(int(code.Load())) })}
+	go func() { _ = srv.Serve(ln) }()
+	rules := &rulesFake{}
+	track := &trackFake{}
+	var holds atomic.Bool
+	holds.Store(true)
+	var installed atomic.Bool
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	c := &Controller{Rules: rules, Probe: HTTPProbe("http://" + addr + "/haproxy_ready"), Interval: 100 * time.Millisecond,
+		Hysteresis: Hysteresis{OnAfter: 1, OffAfter: 11}, Log: log, Installed: func(on bool) { installed.Store(on) },
+		Track: track, HoldsVIP: holds.Load, HandOver: 5 * time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s (track %v)", what, track.values())
+			}
+		}
+	}
+	last := func() bool { v := track.values(); return len(v) > 0 && v[len(v)-1] }
+	wait("installed and serving", func() bool { return installed.Load() && last() })
+
+	code.Store(503) // no backend: the hysteresis holds the redirect
+	wait("keepalived told", func() bool { return !last() })
+	if !installed.Load() {
+		t.Fatal("a 503 took the redirect out before 11 bad probes")
+	}
+	code.Store(200)
+	wait("serving again", last)
+
+	srv.Close() // haproxy gone: refused
+	start := time.Now()
+	wait("the redirect out", func() bool { return !installed.Load() && !last() })
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Fatalf("took %v with nothing listening; 11 probes of 100 ms would be 1.1 s", d)
+	}
+
+	cancel()
+	select {
+	case <-done:
+		t.Fatal("stopped before the VIP left")
+	case <-time.After(200 * time.Millisecond):
+	}
+	holds.Store(false)
+	<-done
+	if v := track.values(); v[len(v)-1] {
+		t.Fatal("a stopping monitor left the track file saying it serves")
 	}
 }

@@ -31,3 +31,6 @@ func (h *Hysteresis) Observe(ok bool) (active, changed bool) {
 
 // Active reports the current state.
 func (h *Hysteresis) Active() bool { return h.active }
+
+// Reset forgets the counts and turns off.
+func (h *Hysteresis) Reset() { h.good, h.bad, h.active = 0, 0, false }

@@ -5,11 +5,16 @@ package keepalived
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
 	"regexp"
+	"strconv"
+	"strings"
 	"text/template"
+
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/apply"
 )
 
 // Config is what the template needs.
@@ -17,9 +22,28 @@ type Config struct {
 	Interface       string
 	VirtualRouterID int // the IPv6 instance uses VirtualRouterID+1
 	Priority        int
-	AuthPass        string
+	AuthPass        string // VRRPv2 only; unused with a sub-second AdvertInt
 	HealthURL       string
 	VIPs            []netip.Addr
+	// TrackFile is the file haproxy-monitor writes (--keepalived-track-file);
+	// empty leaves the curl script alone in charge.
+	TrackFile string
+	// AdvertInt is VRRP's advertisement interval, "1" (seconds) by default;
+	// below one second it needs VRRPv3, for IPv4 too.
+	AdvertInt string
+}
+
+// VRRPv3 reports whether the advert interval needs VRRPv3 for IPv4.
+func (c Config) VRRPv3() bool {
+	f, err := strconv.ParseFloat(c.advertInt(), 64)
+	return err == nil && f < 1
+}
+
+func (c Config) advertInt() string {
+	if c.AdvertInt == "" {
+		return "1"
+	}
+	return c.AdvertInt
 }
 
 type family struct {
@@ -47,9 +71,11 @@ func (c Config) families() []family {
 }
 
 var (
-	ifaceRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
-	passRE  = regexp.MustCompile(`^[A-Za-z0-9]{1,8}$`)
-	urlRE   = regexp.MustCompile(`^https?://[A-Za-z0-9.:\[\]/_-]+$`)
+	ifaceRE  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
+	passRE   = regexp.MustCompile(`^[A-Za-z0-9]{1,8}$`)
+	urlRE    = regexp.MustCompile(`^https?://[A-Za-z0-9.:\[\]/_-]+$`)
+	advertRE = regexp.MustCompile(`^[0-9]{1,3}(\.[0-9]{1,2})?$`)
+	pathRE   = regexp.MustCompile(`^/[A-Za-z0-9._/-]+$`)
 )
 
 // Validate refuses values keepalived would reject or that could break out of
@@ -64,8 +90,12 @@ func (c Config) Validate() error {
 			c.VirtualRouterID, 256-max(len(c.families()), 1))
 	case c.Priority < 1 || c.Priority > 254:
 		return fmt.Errorf("priority %d is outside 1-254", c.Priority)
-	case !passRE.MatchString(c.AuthPass):
+	case !c.VRRPv3() && !passRE.MatchString(c.AuthPass):
 		return fmt.Errorf("auth pass must be 1-8 letters or digits (keepalived truncates longer ones)")
+	case !advertRE.MatchString(c.advertInt()) || c.advertInt() == "0" || strings.Trim(c.advertInt(), "0.") == "":
+		return fmt.Errorf("advert interval %q is not a positive number of seconds", c.AdvertInt)
+	case c.TrackFile != "" && !pathRE.MatchString(c.TrackFile):
+		return fmt.Errorf("track file %q is not a plain absolute path", c.TrackFile)
 	case !urlRE.MatchString(c.HealthURL):
 		return fmt.Errorf("health URL %q is not a plain http(s) URL", c.HealthURL)
 	case len(c.VIPs) == 0:
@@ -92,6 +122,7 @@ func RenderText(text string, c Config) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing the keepalived template: %w", err)
 	}
+	c.AdvertInt = c.advertInt()
 	data := struct {
 		Config
 		Families []family
@@ -101,4 +132,20 @@ func RenderText(text string, c Config) ([]byte, error) {
 		return nil, fmt.Errorf("rendering the keepalived template: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// TrackFile is keepalived's track file for this node (vrrp_track_file with
+// weight 0): "0" while the local haproxy serves, "1" otherwise.
+type TrackFile struct {
+	Path string
+}
+
+// Set writes the file atomically, so keepalived never reads half a value.
+func (t TrackFile) Set(serving bool) error {
+	v := "1\n"
+	if serving {
+		v = "0\n"
+	}
+	_, err := (&apply.File{Path: t.Path, DefaultMode: 0o644}).Apply(context.Background(), []byte(v))
+	return err
 }

@@ -23,26 +23,49 @@ func good() Config {
 }
 
 func TestRenderGoldenAndKeepalivedAccepts(t *testing.T) {
-	got, err := Render(tmpl, good())
-	if err != nil {
-		t.Fatal(err)
+	tracked := good()
+	tracked.TrackFile, tracked.AdvertInt, tracked.AuthPass = "/run/haproxy-monitor/haproxy", "0.2", ""
+	for golden, c := range map[string]Config{"testdata/dual-stack.conf": good(), "testdata/track-file-vrrp3.conf": tracked} {
+		got, err := Render(tmpl, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *update {
+			_ = os.WriteFile(golden, got, 0o644)
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatalf("%v (run go test ./pkg/keepalived -update)", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("rendered differently from %s:\n%s", golden, got)
+		}
+		bin := need.Tool(t, "keepalived")[0]
+		f := filepath.Join(t.TempDir(), "keepalived.conf")
+		_ = os.WriteFile(f, got, 0o644)
+		if out, err := exec.Command(bin, "--config-test", "-f", f).CombinedOutput(); err != nil {
+			t.Fatalf("%s: keepalived --config-test: %v\n%s", golden, err, out)
+		}
 	}
-	golden := "testdata/dual-stack.conf"
-	if *update {
-		_ = os.WriteFile(golden, got, 0o644)
+}
+
+// The track file says 0 while serving, 1 otherwise, replaced atomically.
+func TestTrackFile(t *testing.T) {
+	tf := TrackFile{Path: filepath.Join(t.TempDir(), "haproxy")}
+	for _, serving := range []bool{true, false, true} {
+		if err := tf.Set(serving); err != nil {
+			t.Fatal(err)
+		}
+		want := "1\n"
+		if serving {
+			want = "0\n"
+		}
+		if b, _ := os.ReadFile(tf.Path); string(b) != want {
+			t.Fatalf("serving=%v: file holds %q", serving, b)
+		}
 	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test ./pkg/keepalived -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("rendered differently from %s:\n%s", golden, got)
-	}
-	bin := need.Tool(t, "keepalived")[0]
-	f := filepath.Join(t.TempDir(), "keepalived.conf")
-	_ = os.WriteFile(f, got, 0o644)
-	if out, err := exec.Command(bin, "--config-test", "-f", f).CombinedOutput(); err != nil {
-		t.Fatalf("keepalived --config-test: %v\n%s", err, out)
+	if err := (TrackFile{Path: "/nonexistent-dir/haproxy"}).Set(true); err == nil {
+		t.Fatal("a missing directory was not an error")
 	}
 }
 

@@ -54,6 +54,8 @@ type Metrics struct {
 	Drains *prometheus.CounterVec
 	// StateFileWrites counts server-state-file writes by result.
 	StateFileWrites *prometheus.CounterVec
+	// TrackFileErrors counts keepalived track file writes that failed.
+	TrackFileErrors prometheus.Counter
 	// TemplateReloads counts template files read again after a change, by
 	// result: applied, failed (unreadable or broken; the previous one stays).
 	TemplateReloads *prometheus.CounterVec
@@ -105,6 +107,8 @@ func New() *Metrics {
 			Help: "Servers put in drain (their apiserver left the kubernetes EndpointSlice) and back to ready."}, []string{"state"}),
 		StateFileWrites: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "state_file_writes_total",
 			Help: "server-state-file writes before a reload, by result."}, []string{"result"}),
+		TrackFileErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "track_file_errors_total",
+			Help: "keepalived track file writes that failed (its script check then decides alone)."}),
 		TemplateReloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "template_reloads_total",
 			Help: "Template files read again after a change, by result: applied, failed (the previous template stays)."}, []string{"result"}),
 		ReloadToServing: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "reload_to_serving_seconds",
@@ -120,7 +124,7 @@ func New() *Metrics {
 			Help: "1 while the API refuses this identity the resource: nodes, endpointslices, endpoints."}, []string{"resource"}),
 	}
 	r.MustRegister(m.Backends, m.RuntimeAPIUp, m.Renders, m.Writes, m.ConfigFailures, m.Reloads, m.ReloadRetries,
-		m.Verifications, m.APIRequests, m.EventToApply, m.ChangesApplied, m.RuntimeFailures, m.Drains, m.StateFileWrites, m.TemplateReloads, m.ReloadToServing, m.ConfigInfo, m.RedirectActive,
+		m.Verifications, m.APIRequests, m.EventToApply, m.ChangesApplied, m.RuntimeFailures, m.Drains, m.StateFileWrites, m.TemplateReloads, m.TrackFileErrors, m.ReloadToServing, m.ConfigInfo, m.RedirectActive,
 		m.DiscoveryMode, m.APIForbidden)
 	m.SetDiscovery("none", false, false, false)
 	// Zero series exist from the start so rates work before the first event.

@@ -4,7 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sirupsen/logrus"
 
@@ -61,6 +65,14 @@ type Config struct {
 	RedirectOnAfter  int
 	RedirectOffAfter int
 
+	// TrackFile is keepalived's track file on a hostPath both static pods
+	// mount: 0 while the local haproxy serves (RedirectProbeURL answers),
+	// 1 when it does not or the monitor is shutting down. Empty: off.
+	TrackFile string
+	// HandOver bounds how long a stopping monitor waits for the VIP to leave
+	// this node before it takes the redirect out and exits.
+	HandOver time.Duration
+
 	// LocalPrefixes lists the prefixes of local interfaces; nil reads them
 	// from the host. Tests substitute a fixed list.
 	LocalPrefixes func() ([]netip.Prefix, error)
@@ -92,6 +104,7 @@ func DefaultConfig() Config {
 		RedirectProbeURL: "http://127.0.0.1:50936/haproxy_ready",
 		RedirectOnAfter:  3,
 		RedirectOffAfter: 11,
+		HandOver:         10 * time.Second,
 	}
 }
 
@@ -120,6 +133,16 @@ func (c *Config) Validate() error {
 	}
 	if c.RemovalGrace < 0 || c.RemovalSpread < 0 {
 		errs = append(errs, fmt.Errorf("--removal-grace and --removal-spread must not be negative"))
+	}
+	if c.TrackFile != "" {
+		if st, err := os.Stat(filepath.Dir(c.TrackFile)); err != nil || !st.IsDir() {
+			errs = append(errs, fmt.Errorf("--keepalived-track-file: directory %s does not exist (the hostPath shared with the keepalived pod)", filepath.Dir(c.TrackFile)))
+		} else if unix.Access(filepath.Dir(c.TrackFile), unix.W_OK) != nil {
+			errs = append(errs, fmt.Errorf("--keepalived-track-file: directory %s is not writable", filepath.Dir(c.TrackFile)))
+		}
+		if c.RedirectProbeURL == "" {
+			errs = append(errs, errors.New("--keepalived-track-file needs --redirect-probe-url"))
+		}
 	}
 	if c.Redirect && (c.RedirectOnAfter < 1 || c.RedirectOffAfter < 1 || c.RedirectProbeURL == "") {
 		errs = append(errs, errors.New("--redirect-on-after and --redirect-off-after must be at least 1 and --redirect-probe-url set"))

@@ -27,3 +27,25 @@ func hostPrefixes() ([]netip.Prefix, error) {
 	}
 	return out, nil
 }
+
+// holdsVIP reports whether any VIP is on a local interface (keepalived put
+// it there).
+func holdsVIP(vips []netip.Addr) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		ipnet, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(ipnet.IP)
+		for _, v := range vips {
+			if ok && ip.Unmap() == v.Unmap() {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/firewall"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/haproxycfg"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/keepalived"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/kubeclient"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/lbconfig"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/metrics"
@@ -266,19 +267,34 @@ func sha(b []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// firewall returns the redirect controller, or nil when it is off.
+// firewall returns the controller that probes haproxy for the redirect and
+// keepalived's track file, or nil when both are off.
 func (m *Monitor) firewall() *firewall.Controller {
-	if !m.cfg.Redirect || len(m.cfg.VIPs) == 0 {
+	redirect := m.cfg.Redirect && len(m.cfg.VIPs) > 0
+	if !redirect && m.cfg.TrackFile == "" {
 		return nil
 	}
-	return &firewall.Controller{
-		Rules:      &firewall.Redirect{VIPs: m.cfg.VIPs, APIPort: m.cfg.APIPort, LBPort: m.cfg.LBPort},
-		Probe:      firewall.HTTPProbe(m.cfg.RedirectProbeURL),
-		Interval:   m.cfg.CheckInterval,
-		Hysteresis: firewall.Hysteresis{OnAfter: m.cfg.RedirectOnAfter, OffAfter: m.cfg.RedirectOffAfter},
-		Log:        m.log.WithField("component", "redirect"),
+	c := &firewall.Controller{
+		Probe:        firewall.HTTPProbe(m.cfg.RedirectProbeURL),
+		Interval:     m.cfg.CheckInterval,
+		FastInterval: min(m.cfg.CheckInterval, 200*time.Millisecond),
+		Hysteresis:   firewall.Hysteresis{OnAfter: m.cfg.RedirectOnAfter, OffAfter: m.cfg.RedirectOffAfter},
+		Log:          m.log.WithField("component", "redirect"),
 		Installed: func(on bool) {
 			m.metrics.RedirectActive.Set(metrics.Bool(on))
 		},
 	}
+	if redirect {
+		c.Rules = &firewall.Redirect{VIPs: m.cfg.VIPs, APIPort: m.cfg.APIPort, LBPort: m.cfg.LBPort}
+	}
+	if m.cfg.TrackFile != "" {
+		c.Track = keepalived.TrackFile{Path: m.cfg.TrackFile}
+		c.TrackError = func(err error) {
+			m.metrics.TrackFileErrors.Inc()
+			m.log.WithError(err).Warn("keepalived track file not written; its script check decides alone")
+		}
+		c.HoldsVIP = func() bool { return holdsVIP(m.cfg.VIPs) }
+		c.HandOver = m.cfg.HandOver
+	}
+	return c
 }
