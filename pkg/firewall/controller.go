@@ -24,19 +24,20 @@ type Tracker interface {
 	Set(serving bool) error
 }
 
-// Controller probes haproxy every Interval (FastInterval while probes fail)
-// and switches the redirect with hysteresis. A probe that finds nothing
+// Controller probes haproxy every ProbeInterval and switches the redirect with
+// hysteresis, which counts one observation per Interval (the original's 3 on
+// / 11 off, one probe per check interval). A probe that finds nothing
 // listening (connection refused: haproxy is gone) takes the redirect out at
 // once, so VIP:api-port reaches the local apiserver directly; 503s and
-// timeouts keep the hysteresis. While on, every good probe re-ensures the
+// timeouts keep the hysteresis. While on, every observation re-ensures the
 // rules, repairing them if something else flushed the ruleset.
 type Controller struct {
-	Rules        Rules // nil: probe for Track only
-	Probe        func(ctx context.Context) error
-	Interval     time.Duration
-	FastInterval time.Duration // while probes fail; 0: Interval
-	Hysteresis   Hysteresis
-	Log          logrus.FieldLogger
+	Rules         Rules // nil: probe for Track only
+	Probe         func(ctx context.Context) error
+	Interval      time.Duration
+	ProbeInterval time.Duration // 0: Interval
+	Hysteresis    Hysteresis
+	Log           logrus.FieldLogger
 	// Installed, if set, is called whenever the rules' real state changes:
 	// true once they were ensured, false once removed or when ensuring them
 	// failed.
@@ -56,6 +57,7 @@ type Controller struct {
 	installed bool
 	track     Hysteresis
 	tracked   *bool
+	observed  time.Time // the hysteresis' last observation
 }
 
 // Run probes until ctx ends, then hands the VIP over and removes the rules.
@@ -70,21 +72,20 @@ func (c *Controller) Run(ctx context.Context) {
 	}
 	c.setInstalled(false)
 	c.track = Hysteresis{OnAfter: 2, OffAfter: 2}
-	t := time.NewTimer(0)
+	every := c.ProbeInterval
+	if every <= 0 {
+		every = c.Interval
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
+		c.step(ctx)
 		select {
 		case <-ctx.Done():
 			c.shutdown()
 			return
 		case <-t.C:
 		}
-		ok := c.step(ctx)
-		next := c.Interval
-		if !ok && c.FastInterval > 0 {
-			next = c.FastInterval
-		}
-		t.Reset(next)
 	}
 }
 
@@ -115,16 +116,29 @@ func (c *Controller) shutdown() {
 	c.setInstalled(false)
 }
 
-// step probes once and acts; it reports whether the probe succeeded.
-func (c *Controller) step(ctx context.Context) bool {
+// step probes once and acts.
+func (c *Controller) step(ctx context.Context) {
 	timeout := min(c.Interval, 2*time.Second)
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	err := c.Probe(pctx)
 	cancel()
 	if ctx.Err() != nil {
-		return true
+		return
 	}
 	gone := errors.Is(err, syscall.ECONNREFUSED)
+	if c.Track != nil {
+		serving, _ := c.track.Observe(err == nil)
+		if gone {
+			c.track.Reset()
+			serving = false
+		}
+		c.setTracked(serving)
+	}
+	observe := time.Since(c.observed) >= c.Interval-c.Interval/10
+	if !observe && !(gone && c.Hysteresis.Active()) {
+		return
+	}
+	c.observed = time.Now()
 	active, changed := c.Hysteresis.Observe(err == nil)
 	if gone && active {
 		// Nothing listens: haproxy is gone, the hysteresis has nothing to
@@ -156,15 +170,6 @@ func (c *Controller) step(ctx context.Context) bool {
 			c.setInstalled(false)
 		}
 	}
-	if c.Track != nil {
-		serving, _ := c.track.Observe(err == nil)
-		if gone {
-			c.track.Reset()
-			serving = false
-		}
-		c.setTracked(serving)
-	}
-	return err == nil
 }
 
 type noRules struct{}

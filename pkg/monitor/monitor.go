@@ -275,11 +275,13 @@ func (m *Monitor) firewall() *firewall.Controller {
 		return nil
 	}
 	c := &firewall.Controller{
-		Probe:        firewall.HTTPProbe(m.cfg.RedirectProbeURL),
-		Interval:     m.cfg.CheckInterval,
-		FastInterval: min(m.cfg.CheckInterval, 200*time.Millisecond),
-		Hysteresis:   firewall.Hysteresis{OnAfter: m.cfg.RedirectOnAfter, OffAfter: m.cfg.RedirectOffAfter},
-		Log:          m.log.WithField("component", "redirect"),
+		Probe:    firewall.HTTPProbe(m.cfg.RedirectProbeURL),
+		Interval: m.cfg.CheckInterval,
+		// Every 250 ms for keepalived and a haproxy that is gone; the
+		// redirect's hysteresis still counts one observation per interval.
+		ProbeInterval: min(m.cfg.CheckInterval, 250*time.Millisecond),
+		Hysteresis:    firewall.Hysteresis{OnAfter: m.cfg.RedirectOnAfter, OffAfter: m.cfg.RedirectOffAfter},
+		Log:           m.log.WithField("component", "redirect"),
 		Installed: func(on bool) {
 			m.metrics.RedirectActive.Set(metrics.Bool(on))
 		},

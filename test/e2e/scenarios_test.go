@@ -89,37 +89,49 @@ func afterwards(t *testing.T, name string) {
 	}
 }
 
-// 2. 100 monitor-driven reloads (a master's label toggled) under load: not
-// one request fails.
-func TestReloadsUnderLoad(t *testing.T) {
+// 2. 100 monitor-driven membership changes (a master's label toggled) under
+// load, through haproxy's runtime API: a removed master drains (it stays for
+// the removal grace, taking no new connections), a returning one is made
+// ready again; not one request fails and haproxy is never reloaded.
+func TestChangesUnderLoad(t *testing.T) {
 	ctx := context.Background()
 	holder := L.master(L.holder())
 	reloads := holder.hap.ReloadsReceived()
-	ld := L.startLoad(t, "reloads")
-	for i := 0; i < 100; i++ {
-		want := masters
-		err := harness.UpdateNode(ctx, L.client, "m0", func(n *corev1.Node) {
-			if i%2 == 0 {
-				delete(n.Labels, harness.MasterLabel)
-			} else {
+	setLabel := func(on bool) error {
+		return harness.UpdateNode(ctx, L.client, "m0", func(n *corev1.Node) {
+			if on {
 				n.Labels[harness.MasterLabel] = ""
+			} else {
+				delete(n.Labels, harness.MasterLabel)
 			}
 		})
-		if err != nil {
+	}
+	t.Cleanup(func() { _ = setLabel(true) })
+	ld := L.startLoad(t, "changes")
+	for i := 0; i < 100; i++ {
+		removed := i%2 == 0
+		if err := setLabel(!removed); err != nil {
 			t.Fatal(err)
 		}
-		if i%2 == 0 {
-			want = masters[1:]
-		}
-		if !harness.Poll(20*time.Second, 5*time.Millisecond, func() bool { return holder.hap.ServersUp(want...) }) {
+		if !harness.Poll(20*time.Second, 5*time.Millisecond, func() bool {
+			s, err := holder.hap.Servers()
+			if err != nil {
+				return false
+			}
+			m0, ok := s["m0"]
+			if removed {
+				return !ok || m0.Draining()
+			}
+			return ok && m0.Up && !m0.Draining()
+		}) {
 			t.Fatalf("change %d not served by the VIP holder", i)
 		}
 	}
 	r := ld.stop(t)
 	n := holder.hap.ReloadsReceived() - reloads
-	L.record(t, "2. 100 reloads under load", r, fmt.Sprintf("%d reloads of haproxy on the VIP holder", n))
-	if r.Failed != 0 || n < 100 {
-		t.Fatalf("%d failed requests over %d reloads (want 0 failed, 100 reloads): %v", r.Failed, n, r.Errors)
+	L.record(t, "2. 100 membership changes under load (runtime API)", r, fmt.Sprintf("%d reloads of haproxy on the VIP holder", n))
+	if r.Failed != 0 || n != 0 {
+		t.Fatalf("%d failed requests, %d reloads (want 0 and 0): %v", r.Failed, n, r.Errors)
 	}
 	waitServing(t, 20*time.Second, masters...)
 }
@@ -151,14 +163,16 @@ func TestKillAPIServer(t *testing.T) {
 	waitServing(t, 30*time.Second, masters...)
 }
 
-// 4. haproxy dies on the VIP holder: keepalived's track script fails, the VIP
-// moves, the client recovers.
+// 4. haproxy dies on the VIP holder: the monitor's next probe (every 250 ms)
+// finds nothing listening, takes the redirect out (VIP:6443 reaches the local
+// apiserver directly) and faults keepalived's track file; the holder's
+// priority-0 advert hands the VIP over at once.
 func TestKillHAProxyOnHolder(t *testing.T) {
 	old := L.master(L.holder())
 	ld := L.startLoad(t, "kill-haproxy")
 	time.Sleep(2 * time.Second) // load running before the failure
 	start := time.Now()
-	old.hap.Stop() // the reloader's PID namespace: haproxy and socat with it
+	old.hap.Kill() // the reloader's PID namespace: haproxy and socat with it
 	next := ""
 	if !harness.Poll(30*time.Second, 20*time.Millisecond, func() bool {
 		next = L.holder()
@@ -170,7 +184,7 @@ func TestKillHAProxyOnHolder(t *testing.T) {
 	time.Sleep(2 * time.Second) // let the client see the new holder before stopping the load
 	r := ld.stop(t)
 	L.record(t, "4. kill haproxy on the VIP holder", r, fmt.Sprintf("VIP %s → %s after %v", old.name, next, moved.Round(100*time.Millisecond)))
-	bound(t, r, 800, 5*time.Second) // measured 302-410 failed, 1958-2528 ms
+	bound(t, r, 100, 2*time.Second) // goal 1 s; measured before the track file: 302-410 failed, 1958-2528 ms
 	afterwards(t, "kill-haproxy")
 	// Restore: haproxy back on the old holder, which takes the VIP back.
 	if err := old.hap.Start(); err != nil {
@@ -220,14 +234,29 @@ func TestCutHolderLink(t *testing.T) {
 func TestDeleteAndReAddMasterNode(t *testing.T) {
 	ctx := context.Background()
 	ld := L.startLoad(t, "readd-node")
+	readd := func() error {
+		return harness.CreateNode(ctx, L.client, harness.NodeObject("m1", harness.MasterLabel, L.fam.master(1)))
+	}
 	if err := L.client.CoreV1().Nodes().Delete(ctx, "m1", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitServing(t, 20*time.Second, "m0", "m2")
-	if err := harness.CreateNode(ctx, L.client, harness.NodeObject("m1", harness.MasterLabel, L.fam.master(1))); err != nil {
+	t.Cleanup(func() { _ = readd() })
+	// Removed: drained on every haproxy (it stays for the removal grace).
+	if !harness.Poll(20*time.Second, 20*time.Millisecond, func() bool {
+		for _, m := range L.masters {
+			s, err := m.hap.Servers()
+			if err != nil || (s["m1"].Name != "" && !s["m1"].Draining()) {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("m1 not drained everywhere\n%s", L.diagnose())
+	}
+	if err := readd(); err != nil {
 		t.Fatal(err)
 	}
-	waitServing(t, 20*time.Second, masters...)
+	waitServing(t, 20*time.Second, masters...) // ready again
 	r := ld.stop(t)
 	L.record(t, "6. delete and re-add a master Node", r, "every master's haproxy followed")
 	if r.Failed != 0 {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/haproxy-monitor/haproxy-monitor/manifests"
@@ -164,6 +165,15 @@ func (h *HAProxy) Start() error {
 func (h *HAProxy) Stop() {
 	if h.proc != nil {
 		h.proc.Stop(5 * time.Second)
+	}
+}
+
+// Kill ends the reloader and haproxy at once (SIGKILL), as a crash or the
+// kubelet's kill would.
+func (h *HAProxy) Kill() {
+	if h.proc != nil && !h.proc.Exited() {
+		_ = h.proc.Signal(syscall.SIGKILL)
+		_ = h.proc.Wait(context.Background())
 	}
 }
 
