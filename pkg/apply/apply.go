@@ -186,9 +186,14 @@ func (f *File) RemoveStaleTemps() ([]string, error) {
 	return removed, nil
 }
 
+// ErrLockUnavailable: the lock file cannot be opened at all (a read-only
+// directory, say); the caller may go on without the guard.
+var ErrLockUnavailable = errors.New("lock file unavailable")
+
 // Lock takes an exclusive lock on a file beside the target (".<name>.lock"),
 // held until release: a second monitor writing the same file would double
 // every reload. The holder's pid is in the file, for the error message.
+// When the lock file cannot be opened the error wraps ErrLockUnavailable.
 func (f *File) Lock() (release func(), err error) {
 	target, err := f.Target()
 	if err != nil {
@@ -197,7 +202,7 @@ func (f *File) Lock() (release func(), err error) {
 	path := filepath.Join(filepath.Dir(target), "."+filepath.Base(target)+".lock")
 	lf, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("lock file %s: %w", path, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrLockUnavailable, path, err)
 	}
 	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		holder, _ := os.ReadFile(path)

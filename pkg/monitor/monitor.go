@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -148,10 +149,16 @@ func (m *Monitor) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	release, err := m.file.Lock()
-	if err != nil {
+	switch {
+	case errors.Is(err, apply.ErrLockUnavailable):
+		// The guard against a second writer cannot be taken (a read-only
+		// directory): the writes will fail and say so; keep serving.
+		m.log.WithError(err).Warn("running without the one-writer lock")
+	case err != nil:
 		return err
+	default:
+		defer release()
 	}
-	defer release()
 	if removed, err := m.file.RemoveStaleTemps(); len(removed) > 0 || err != nil {
 		m.log.WithError(err).WithField("files", removed).Info("removed temporary files a previous run left")
 	}
