@@ -43,6 +43,26 @@ func Script(pod *corev1.Pod, container string) (string, error) {
 	return "", fmt.Errorf("no container %s in pod %s", container, pod.Name)
 }
 
+// Capabilities is what a container keeps: its securityContext must drop
+// ALL, and these are the ones it adds back.
+func Capabilities(pod *corev1.Pod, container string) ([]string, error) {
+	for _, c := range pod.Spec.Containers {
+		if c.Name != container {
+			continue
+		}
+		sc := c.SecurityContext
+		if sc == nil || sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
+			return nil, fmt.Errorf("container %s does not drop ALL capabilities", container)
+		}
+		out := []string{}
+		for _, c := range sc.Capabilities.Add {
+			out = append(out, string(c))
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("no container %s in pod %s", container, pod.Name)
+}
+
 // RBAC is manifests/rbac.yaml decoded strictly.
 type RBAC struct {
 	ClusterRoles        []rbacv1.ClusterRole

@@ -103,8 +103,46 @@ func TestKeepalivedPodDecodesStrictly(t *testing.T) {
 	if c.Command[0] != "/usr/sbin/keepalived" || !strings.Contains(strings.Join(c.Command, " "), "--use-file=/etc/keepalived/keepalived.conf") {
 		t.Errorf("keepalived command %v", c.Command)
 	}
-	if c.SecurityContext == nil || c.SecurityContext.Privileged == nil || !*c.SecurityContext.Privileged {
-		t.Error("keepalived needs privileges to add the VIP and send VRRP")
+}
+
+// Least privilege: no container privileged or able to gain privileges, no
+// host root mounted, read-only root filesystems, and exactly the capabilities
+// each needs (the lab runs each component with these and no others).
+func TestLeastPrivilege(t *testing.T) {
+	want := map[string]string{"haproxy": "", "haproxy-monitor": "NET_ADMIN", "keepalived": "NET_ADMIN,NET_RAW,NET_BROADCAST"}
+	for _, name := range []string{"haproxy.yaml", "keepalived.yaml"} {
+		pod, err := Pod(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range pod.Spec.Volumes {
+			if v.HostPath != nil && (v.HostPath.Path == "/" || v.HostPath.Path == "/var/lib/kubelet" || v.HostPath.Path == "/etc") {
+				t.Errorf("%s mounts the host's %s", name, v.HostPath.Path)
+			}
+		}
+		for _, c := range pod.Spec.Containers {
+			sc := c.SecurityContext
+			if sc == nil {
+				t.Errorf("%s/%s has no securityContext", name, c.Name)
+				continue
+			}
+			if sc.Privileged != nil && *sc.Privileged {
+				t.Errorf("%s/%s is privileged", name, c.Name)
+			}
+			if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+				t.Errorf("%s/%s may gain privileges", name, c.Name)
+			}
+			if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+				t.Errorf("%s/%s has a writable root filesystem", name, c.Name)
+			}
+			caps, err := Capabilities(pod, c.Name)
+			if err != nil {
+				t.Error(err)
+			}
+			if got := strings.Join(caps, ","); got != want[c.Name] {
+				t.Errorf("%s/%s capabilities %q, want %q", name, c.Name, got, want[c.Name])
+			}
+		}
 	}
 }
 

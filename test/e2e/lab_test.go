@@ -21,6 +21,7 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/haproxy-monitor/haproxy-monitor/manifests"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/keepalived"
 	"github.com/haproxy-monitor/haproxy-monitor/test/harness"
 	"github.com/haproxy-monitor/haproxy-monitor/test/load"
@@ -76,7 +77,8 @@ type lab struct {
 	masters []*master
 	loadgen string
 	caFile  string
-	monitor string // the monitor binary
+	monitor string              // the monitor binary
+	caps    map[string][]string // by container, from the shipped manifests
 }
 
 var L *lab
@@ -114,6 +116,9 @@ func setup(fam family, tag string) (*lab, error) {
 		return nil, err
 	}
 	l := &lab{fam: fam, vip: fam.vip, dir: dir}
+	if l.caps, err = manifestCaps(); err != nil {
+		return l, err
+	}
 	prefix := fmt.Sprintf("h%s%d", tag, os.Getpid()%10000)
 	if l.net, err = harness.NewLab(prefix, cidr(fam.host, fam.bits)); err != nil {
 		return l, err
@@ -204,6 +209,9 @@ func (l *lab) startMaster(i int, name string) (*master, error) {
 		return nil, err
 	}
 	hap.Prefix = l.net.Exec(name)
+	// Each component runs with exactly the capabilities its container has
+	// in the shipped manifests: the lab proves they suffice.
+	hap.Inner = harness.Setpriv(l.caps["haproxy"])
 	if err := hap.Start(); err != nil {
 		return nil, err
 	}
@@ -246,16 +254,17 @@ func (l *lab) writeKeepalived(m *master, advert string) error {
 
 func (l *lab) startKeepalived(m *master) error {
 	var err error
-	m.keep, err = harness.StartProcess("keepalived", filepath.Join(m.dir, "keepalived.log"), nil, l.net.Wrap(m.name, []string{
-		"keepalived", "--dont-fork", "--log-console", "--vrrp", "--use-file=" + filepath.Join(m.dir, "keepalived.conf"),
-		"--pid=" + filepath.Join(m.dir, "keepalived.pid"), "--vrrp_pid=" + filepath.Join(m.dir, "vrrp.pid"),
-	})...)
+	m.keep, err = harness.StartProcess("keepalived", filepath.Join(m.dir, "keepalived.log"), nil, l.net.Wrap(m.name, append(harness.Setpriv(l.caps["keepalived"]),
+		"keepalived", "--dont-fork", "--log-console", "--vrrp", "--use-file="+filepath.Join(m.dir, "keepalived.conf"),
+		"--pid="+filepath.Join(m.dir, "keepalived.pid"), "--vrrp_pid="+filepath.Join(m.dir, "vrrp.pid"),
+	))...)
 	return err
 }
 
 func (l *lab) startMonitor(m *master) error {
+	argv := append(harness.Setpriv(l.caps["haproxy-monitor"]), l.monitor)
 	p, err := harness.StartProcess("monitor", filepath.Join(l.dir, m.name, "monitor.log"), nil,
-		l.net.Wrap(m.name, append([]string{l.monitor}, m.margs.Argv()...))...)
+		l.net.Wrap(m.name, append(argv, m.margs.Argv()...))...)
 	m.mon = p
 	return err
 }
@@ -407,6 +416,24 @@ func (l *lab) teardown() {
 	if os.Getenv("LAB_KEEP") == "" {
 		os.RemoveAll(l.dir)
 	}
+}
+
+// manifestCaps reads each container's capabilities from the shipped
+// manifests.
+func manifestCaps() (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, f := range []string{"haproxy.yaml", "keepalived.yaml"} {
+		pod, err := manifests.Pod(f)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range pod.Spec.Containers {
+			if out[c.Name], err = manifests.Capabilities(pod, c.Name); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
 }
 
 func buildTool(dir, pkg, name string) (string, error) {

@@ -34,8 +34,10 @@ type HAProxy struct {
 	StatPort     int
 	HealthPort   int
 	// Prefix runs the reloader under another command, such as
-	// "ip netns exec <ns>" in the lab.
+	// "ip netns exec <ns>" in the lab; Inner goes inside its PID namespace,
+	// right before bash (the lab's Setpriv).
 	Prefix []string
+	Inner  []string
 
 	proc *Process
 }
@@ -150,7 +152,8 @@ func (h *HAProxy) Start() error {
 	}
 	bin, _ := exec.LookPath("haproxy")
 	env = append(env, "HAPROXY_BIN="+bin, "HAPROXY_CFG="+h.CfgPath, "HAPROXY_RUN_DIR="+h.RunDir, "HAPROXY_SOCK_DIR="+h.SockDir)
-	argv := append(append([]string{}, h.Prefix...), "unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGKILL", "bash", "-c", script)
+	argv := append(append([]string{}, h.Prefix...), "unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGKILL")
+	argv = append(append(argv, h.Inner...), "bash", "-c", script)
 	h.proc, err = StartProcess("haproxy-reloader", filepath.Join(h.Dir, "reloader.log"), env, argv...)
 	if err != nil {
 		return err

@@ -121,3 +121,15 @@ func Poll(timeout, interval time.Duration, cond func() bool) bool {
 		time.Sleep(interval)
 	}
 }
+
+// Setpriv is the command prefix that runs a program as root with only the
+// given capabilities (names as in a pod's securityContext, e.g. NET_ADMIN)
+// and no way to gain more, as a container with "drop: [ALL]", "add: caps"
+// and allowPrivilegeEscalation false runs.
+func Setpriv(caps []string) []string {
+	set := "-all"
+	for _, c := range caps {
+		set += ",+" + strings.ToLower(c)
+	}
+	return []string{"setpriv", "--no-new-privs", "--bounding-set", set, "--inh-caps", "-all", "--"}
+}
