@@ -68,7 +68,7 @@ func TestRollingRestart(t *testing.T) {
 	r := ld.stop(t)
 	L.record(t, "11. rolling restart of all three masters, graceful, under load", r,
 		fmt.Sprintf("each stopped as the kubelet stops pods and started again; %v in all", time.Since(start).Round(time.Second)))
-	bound(t, r, 6, time.Second) // goal 0; measured 0 and 3 (client timeouts while the VIP moved)
+	bound(t, r, 6, 1500*time.Millisecond) // goal 0; measured 0-3 failed (client timeouts while the VIP moved), up to 645 ms
 }
 
 // 12. haproxy killed on the VIP holder and started again 1 s later, as the
@@ -88,7 +88,7 @@ func TestHAProxyRestartOnHolder(t *testing.T) {
 	time.Sleep(time.Second) // the client sees the VIP back
 	r := ld.stop(t)
 	L.record(t, "12. haproxy killed on the VIP holder, restarted 1 s later", r, "VIP away and back")
-	bound(t, r, 200, 2*time.Second)
+	bound(t, r, 50, 2500*time.Millisecond) // measured 11-23 failed, 1.1-1.2 s
 }
 
 // 5b. The holder's link cut with sub-second VRRPv3 adverts (the faster-VRRP
