@@ -38,7 +38,7 @@ e2e: ## the HA lab in network namespaces (root); results in _output/LAB.md
 lab-report: ## run the lab and, if it passes, copy its results to the committed LAB.md
 	hack/e2e.sh && cp _output/LAB.md LAB.md
 
-bench: ## benchmarks against the original's algorithm (~15 min); writes BENCHMARKS.md and bench/latest.txt
+bench: ## benchmarks against the original's algorithm (~20 min); writes BENCHMARKS.md and bench/latest.txt
 	hack/bench.sh
 
 clean: ## remove build outputs (keeps the .cache of test binaries)
