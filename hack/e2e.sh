@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # make e2e: the HA lab in network namespaces (3 masters with kube-apiserver,
 # haproxy + reloader, monitor with the nftables redirect, keepalived; a client
-# sending load to the VIP). Needs root. Prints the results table and writes it
-# to LAB_RESULTS (default _output/LAB.md, ignored by git); "make lab-report"
-# copies a passing run's table to the committed LAB.md.
+# sending load to the VIP), once as processes and once as the static pods of
+# real kubelets with containerd (images from hack/build-images.sh). Needs
+# root. Prints the results table and writes it to LAB_RESULTS (default
+# _output/LAB.md, ignored by git); "make lab-report" copies a passing run's
+# table to the committed LAB.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/install-deps.sh
 hack/build-test-binaries.sh
+hack/build-images.sh
 export TEST_BIN_DIR=${TEST_BIN_DIR:-$PWD/.cache/bin}
 export HAPM_REQUIRE_TOOLS=1
 mkdir -p _output
 export LAB_RESULTS=${LAB_RESULTS:-$PWD/_output/LAB.md}
-go test -count=1 -timeout 20m -v ./test/e2e 2>&1 | grep -v '^        +'
+go test -count=1 -timeout 30m -v ./test/e2e 2>&1 | grep -v '^        +'

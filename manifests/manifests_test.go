@@ -109,7 +109,7 @@ func TestKeepalivedPodDecodesStrictly(t *testing.T) {
 // host root mounted, read-only root filesystems, and exactly the capabilities
 // each needs (the lab runs each component with these and no others).
 func TestLeastPrivilege(t *testing.T) {
-	want := map[string]string{"haproxy": "", "haproxy-monitor": "NET_ADMIN", "keepalived": "NET_ADMIN,NET_RAW,NET_BROADCAST"}
+	want := map[string]string{"haproxy": "", "haproxy-monitor": "NET_ADMIN", "keepalived": "NET_ADMIN,NET_RAW,NET_BROADCAST,SETGID"}
 	for _, name := range []string{"haproxy.yaml", "keepalived.yaml"} {
 		pod, err := Pod(name)
 		if err != nil {

@@ -18,6 +18,17 @@ type Rules interface {
 	Remove() error
 }
 
+// Present is implemented by Rules that can tell whether they are fully in
+// place, so a restarted controller can keep what its predecessor installed.
+type Present interface {
+	Present() (bool, error)
+}
+
+// TrackState is implemented by a Tracker that can tell what it last said.
+type TrackState interface {
+	Serving() (bool, error)
+}
+
 // Tracker is told whether the local haproxy serves: keepalived's track file
 // (keepalived.TrackFile) in production.
 type Tracker interface {
@@ -67,11 +78,8 @@ func (c *Controller) Run(ctx context.Context) {
 	if c.Rules == nil {
 		c.Rules = noRules{}
 	}
-	if err := c.Rules.Remove(); err != nil {
-		c.Log.WithError(err).Warn("removing leftover API redirect rules")
-	}
-	c.setInstalled(false)
 	c.track = Hysteresis{OnAfter: 2, OffAfter: 2}
+	c.takeOver(ctx)
 	every := c.ProbeInterval
 	if every <= 0 {
 		every = c.Interval
@@ -85,6 +93,40 @@ func (c *Controller) Run(ctx context.Context) {
 			c.shutdown()
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// takeOver starts from what a previous run left, if haproxy serves now: its
+// redirect rules stay in and the track file goes on saying serving, so a
+// monitor restarted on the VIP holder (a crash, an upgrade of its container)
+// moves neither the VIP nor a connection. Otherwise rules left by a run that
+// died without cleaning up come out until the probes say otherwise, and
+// the track file follows the probes from the start.
+func (c *Controller) takeOver(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, min(c.Interval, 2*time.Second))
+	err := c.Probe(pctx)
+	cancel()
+	keep := false
+	if p, ok := c.Rules.(Present); ok && err == nil {
+		keep, _ = p.Present()
+	}
+	if keep {
+		c.Hysteresis.Start(true)
+		c.observed = time.Now()
+		c.setInstalled(true)
+		c.Log.Info("haproxy serves: keeping the API redirect rules a previous run installed")
+	} else {
+		if rerr := c.Rules.Remove(); rerr != nil {
+			c.Log.WithError(rerr).Warn("removing leftover API redirect rules")
+		}
+		c.setInstalled(false)
+	}
+	if s, ok := c.Track.(TrackState); ok && err == nil {
+		if serving, serr := s.Serving(); serr == nil && serving {
+			c.track.Start(true)
+			c.tracked = &serving
+			c.Log.Info("haproxy serves: keepalived's track file already says so")
 		}
 	}
 }

@@ -34,3 +34,7 @@ func (h *Hysteresis) Active() bool { return h.active }
 
 // Reset forgets the counts and turns off.
 func (h *Hysteresis) Reset() { h.good, h.bad, h.active = 0, 0, false }
+
+// Start begins in the given state with no counts: a restarted controller
+// takes over the state its predecessor left.
+func (h *Hysteresis) Start(active bool) { h.good, h.bad, h.active = 0, 0, active }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -235,5 +236,88 @@ func TestControllerHysteresisAndShutdown(t *testing.T) {
 	<-done
 	if present() {
 		t.Fatal("rules left after the controller stopped")
+	}
+}
+
+// stateTrack is a track file that remembers what it says.
+type stateTrack struct {
+	trackFake
+	says bool
+}
+
+func (s *stateTrack) Set(serving bool) error {
+	s.mu.Lock()
+	s.says = serving
+	s.mu.Unlock()
+	return s.trackFake.Set(serving)
+}
+
+func (s *stateTrack) Serving() (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.says, nil
+}
+
+// A monitor restarted on the VIP holder (killed, its container restarted)
+// finds the redirect and the track file as its predecessor left them. When
+// haproxy serves it keeps both: the rules stay in, keepalived is never told
+// "not serving", so the VIP does not move (the kubelet lab's scenario K3
+// lost requests to exactly that flap). When haproxy does not serve, the
+// leftovers come out as before.
+func TestControllerTakesOverFromAPredecessor(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		healthy     bool
+		wantPresent bool
+	}{{"haproxy serves", true, true}, {"haproxy does not serve", false, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, fd := netns(t)
+			r := &Redirect{VIPs: vips("198.18.0.100", "fd00::100"), APIPort: 6443, LBPort: 9445, NetNSFd: fd}
+			if err := r.Ensure(); err != nil { // the predecessor's
+				t.Fatal(err)
+			}
+			if ok, err := r.Present(); err != nil || !ok {
+				t.Fatalf("rules just ensured not present: %v %v", ok, err)
+			}
+			track := &stateTrack{says: true}
+			var probes atomic.Int64
+			var installed atomic.Bool
+			log := logrus.New()
+			log.SetOutput(io.Discard)
+			c := &Controller{Rules: r, Interval: time.Hour, ProbeInterval: 10 * time.Millisecond,
+				Hysteresis: Hysteresis{OnAfter: 3, OffAfter: 11}, Log: log, Track: track,
+				Installed: func(on bool) { installed.Store(on) },
+				Probe: func(context.Context) error {
+					probes.Add(1)
+					if tc.healthy {
+						return nil
+					}
+					return errors.New("haproxy says no backend")
+				}}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { c.Run(ctx); close(done) }()
+			for deadline := time.Now().Add(5 * time.Second); probes.Load() < 5; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("controller stopped probing")
+				}
+			}
+			present, err := r.Present()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, inst := track.values(), installed.Load()
+			cancel()
+			<-done
+			if present != tc.wantPresent || inst != tc.wantPresent {
+				t.Errorf("rules present %v, reported installed %v; want %v", present, inst, tc.wantPresent)
+			}
+			if tc.healthy && len(got) != 0 {
+				t.Errorf("keepalived told %v while haproxy served throughout; want nothing written", got)
+			}
+			if !tc.healthy && (len(got) == 0 || got[0]) {
+				t.Errorf("keepalived told %v; want not serving at once", got)
+			}
+		})
 	}
 }

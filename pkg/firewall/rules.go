@@ -158,6 +158,38 @@ func (r *Redirect) Rules() (map[string][]netip.Addr, error) {
 	return out, nil
 }
 
+// Present reports whether the rules are fully in place: one per VIP in
+// each chain of its family's table.
+func (r *Redirect) Present() (bool, error) {
+	have, err := r.Rules()
+	if err != nil {
+		return false, err
+	}
+	for _, fam := range []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6} {
+		vips := r.vipsOf(fam)
+		if len(vips) == 0 {
+			continue
+		}
+		for _, ch := range chains(&nftables.Table{Family: fam, Name: TableName}) {
+			var got []netip.Addr // both families' chains have the same names
+			for _, v := range have[ch.Name] {
+				if v.Is4() == (fam == nftables.TableFamilyIPv4) {
+					got = append(got, v)
+				}
+			}
+			if len(got) != len(vips) {
+				return false, nil
+			}
+			for _, v := range vips {
+				if !contains(got, v) {
+					return false, nil
+				}
+			}
+		}
+	}
+	return true, nil
+}
+
 func (r *Redirect) vipsOf(fam nftables.TableFamily) []netip.Addr {
 	var out []netip.Addr
 	for _, v := range r.VIPs {

@@ -149,3 +149,13 @@ func (t TrackFile) Set(serving bool) error {
 	_, err := (&apply.File{Path: t.Path, DefaultMode: 0o644}).Apply(context.Background(), []byte(v))
 	return err
 }
+
+// Serving reports what the file says: true for "0". A missing file is not
+// serving.
+func (t TrackFile) Serving() (bool, error) {
+	b, err := os.ReadFile(t.Path)
+	if err != nil {
+		return false, err
+	}
+	return strings.TrimSpace(string(b)) == "0", nil
+}

@@ -473,6 +473,9 @@ func (c *Controller) drains(ctx context.Context, s *state) {
 	for _, n := range s.target.Drain {
 		want[n] = true
 	}
+	if sameKeys(want, s.drained) {
+		return // the usual case: nothing to change, nothing to read
+	}
 	sections := map[string][]string{}
 	for _, sv := range haproxycfg.Servers(s.running) {
 		sections[sv.Name] = append(sections[sv.Name], sv.Section)
@@ -505,6 +508,18 @@ func (c *Controller) drains(ctx context.Context, s *state) {
 			set(n, false)
 		}
 	}
+}
+
+func sameKeys(a, b map[string]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
 }
 
 // retire ends the servers whose grace period is over: their sessions one by

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/haproxycfg"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/runtimeapi"
 )
 
 // PruneState keeps, of a "show servers state" answer, the version line, the
@@ -19,31 +20,20 @@ func PruneState(state string, next []haproxycfg.Server) string {
 		keep[key{s.Section, s.Name, s.Address, strconv.Itoa(int(s.Port))}] = true
 	}
 	var out strings.Builder
-	var header []string
-	for i, line := range strings.Split(strings.TrimRight(state, "\n"), "\n") {
-		t := strings.TrimSpace(line)
-		switch {
-		case i == 0 && t != "" && !strings.HasPrefix(t, "#"):
-			out.WriteString(t + "\n") // the format version
-			continue
-		case strings.HasPrefix(t, "# be_id"):
-			header = strings.Fields(strings.TrimPrefix(t, "# "))
+	lines := strings.Split(strings.TrimLeft(state, "\n"), "\n")
+	if v := strings.TrimSpace(lines[0]); v != "" && !strings.HasPrefix(v, "#") {
+		out.WriteString(v + "\n") // the format version
+	}
+	for _, l := range lines {
+		if t := strings.TrimSpace(l); strings.HasPrefix(t, "# be_id") {
 			out.WriteString(t + "\n")
-			continue
-		case t == "" || strings.HasPrefix(t, "#") || header == nil:
-			continue
-		}
-		f := strings.Fields(t)
-		if len(f) < len(header) {
-			continue
-		}
-		row := map[string]string{}
-		for j, name := range header {
-			row[name] = f[j]
-		}
-		if keep[key{row["be_name"], row["srv_name"], row["srv_addr"], row["srv_port"]}] {
-			out.WriteString(t + "\n")
+			break
 		}
 	}
+	runtimeapi.EachServerRow(state, func(line string, row map[string]string) {
+		if keep[key{row["be_name"], row["srv_name"], row["srv_addr"], row["srv_port"]}] {
+			out.WriteString(line + "\n")
+		}
+	})
 	return out.String()
 }

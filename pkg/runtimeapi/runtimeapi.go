@@ -91,8 +91,23 @@ func ByName(servers []Server, backend string) map[string]Server {
 // ParseServersState parses the answer of "show servers state <backend>":
 // a version line, a "# be_id be_name ..." header, then one row per server.
 func ParseServersState(out string) ([]Server, error) {
-	var header []string
 	servers := []Server{}
+	ok := EachServerRow(out, func(_ string, row map[string]string) {
+		admin, _ := strconv.Atoi(row["srv_admin_state"])
+		servers = append(servers, Server{Backend: row["be_name"], Name: row["srv_name"], Addr: row["srv_addr"],
+			Port: row["srv_port"], Up: row["srv_op_state"] == "2", Admin: admin})
+	})
+	if !ok {
+		return nil, fmt.Errorf("unexpected runtime API answer: %q", firstLine(out))
+	}
+	return servers, nil
+}
+
+// EachServerRow calls f with each server row of a "show servers state"
+// answer, as its trimmed line and its fields by column name. It reports
+// whether the answer had the header at all.
+func EachServerRow(out string, f func(line string, row map[string]string)) bool {
+	var header []string
 	for _, line := range strings.Split(out, "\n") {
 		line = strings.TrimSpace(line)
 		switch {
@@ -102,22 +117,17 @@ func ParseServersState(out string) ([]Server, error) {
 		case line == "" || strings.HasPrefix(line, "#") || header == nil:
 			continue
 		}
-		f := strings.Fields(line)
-		if len(f) < len(header) {
+		fields := strings.Fields(line)
+		if len(fields) < len(header) {
 			continue
 		}
 		row := make(map[string]string, len(header))
 		for i, name := range header {
-			row[name] = f[i]
+			row[name] = fields[i]
 		}
-		admin, _ := strconv.Atoi(row["srv_admin_state"])
-		servers = append(servers, Server{Backend: row["be_name"], Name: row["srv_name"], Addr: row["srv_addr"],
-			Port: row["srv_port"], Up: row["srv_op_state"] == "2", Admin: admin})
+		f(line, row)
 	}
-	if header == nil {
-		return nil, fmt.Errorf("unexpected runtime API answer: %q", firstLine(out))
-	}
-	return servers, nil
+	return header != nil
 }
 
 func firstLine(s string) string {

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/haproxy-monitor/haproxy-monitor/test/harness"
 )
 
 // stopMaster stops a master the way the kubelet stops its pods on a reboot:
@@ -112,33 +110,6 @@ func TestCutHolderLinkFastVRRP(t *testing.T) {
 	}
 	setAdvert("0.2")
 	defer setAdvert("1")
-	old := L.holder()
-	ld := L.startLoad(t, "cut-link-fast")
-	time.Sleep(2 * time.Second) // load running before the failure
-	start := time.Now()
-	if err := L.net.SetLink(old, false); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = L.net.SetLink(old, true) })
-	next := ""
-	if !harness.Poll(30*time.Second, 10*time.Millisecond, func() bool {
-		for _, m := range masters {
-			if m != old && L.net.HasAddr(m, L.vip) {
-				next = m
-				return true
-			}
-		}
-		return false
-	}) {
-		t.Fatalf("no other master took the VIP\n%s", L.diagnose())
-	}
-	moved := time.Since(start)
-	time.Sleep(3 * time.Second) // the client sees the new holder; haproxy marks the cut apiserver down
-	r := ld.stop(t)
-	L.record(t, "5b. cut the VIP holder's link, VRRPv3 advert_int 0.2", r, fmt.Sprintf("VIP %s → %s after %v", old, next, moved.Round(10*time.Millisecond)))
-	if err := L.net.SetLink(old, true); err != nil {
-		t.Fatal(err)
-	}
-	converged(t)
+	r := cutHolderLink(t, "5b. cut the VIP holder's link, VRRPv3 advert_int 0.2", "cut-link-fast")
 	bound(t, r, 20, 3*time.Second) // goal 1.5 s
 }

@@ -61,6 +61,9 @@ type master struct {
 	index int
 	dir   string
 	track string // keepalived's track file, written by the monitor
+	// node is the master's kubelet in the kubelet lab; hap, mon and keep are
+	// nil there.
+	node  *harness.KubeletNode
 	hap   *harness.HAProxy
 	mon   *harness.Process
 	keep  *harness.Process
@@ -79,6 +82,7 @@ type lab struct {
 	caFile  string
 	monitor string              // the monitor binary
 	caps    map[string][]string // by container, from the shipped manifests
+	restore func()              // undoes what the kubelets did to the host
 }
 
 var L *lab
@@ -110,7 +114,62 @@ func run(m *testing.M) int {
 // results collects every lab's scenario lines for the report.
 var results []string
 
+// setup builds a lab whose masters run haproxy, the monitor and keepalived
+// as processes.
 func setup(fam family, tag string) (*lab, error) {
+	l, err := setupBase(fam, tag)
+	if err != nil {
+		return l, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for i, name := range masters {
+		n := harness.NodeObject(name, harness.MasterLabel, fam.master(i))
+		if err := harness.CreateNode(ctx, l.client, n); err != nil {
+			return l, err
+		}
+	}
+	for i, name := range masters {
+		m, err := l.startMaster(i, name)
+		if err != nil {
+			return l, err
+		}
+		l.masters = append(l.masters, m)
+	}
+	return l, l.converge()
+}
+
+// converge waits until every haproxy serves the three apiservers and the
+// master with the highest VRRP priority (m2) holds the VIP; before that the
+// VIP may still move as masters become healthy and preempt.
+func (l *lab) converge() error {
+	ok := harness.Poll(180*time.Second, 100*time.Millisecond, func() bool {
+		for _, m := range l.masters {
+			if !l.serversUp(m, masters...) {
+				return false
+			}
+		}
+		return l.holder() == masters[len(masters)-1]
+	})
+	if !ok {
+		return fmt.Errorf("lab did not converge: holder %q\n%s", l.holder(), l.diagnose())
+	}
+	fmt.Printf("lab: %s converged, VIP on %s\n", l.fam.name, l.holder())
+	return nil
+}
+
+// serversUp reports whether m's haproxy serves exactly names, all UP.
+func (l *lab) serversUp(m *master, names ...string) bool {
+	if m.node != nil {
+		return m.node.ServersUp(names...)
+	}
+	return m.hap.ServersUp(names...)
+}
+
+// setupBase builds the network, the control plane (with the grant of
+// manifests/rbac.yaml) and the client side; no master runs a load balancer
+// yet.
+func setupBase(fam family, tag string) (*lab, error) {
 	dir, err := os.MkdirTemp("", "hapm-lab")
 	if err != nil {
 		return nil, err
@@ -171,34 +230,6 @@ func setup(fam family, tag string) (*lab, error) {
 	if err := os.WriteFile(l.caFile, l.cp.CA.CertPEM, 0o644); err != nil {
 		return l, err
 	}
-	for i, name := range masters {
-		n := harness.NodeObject(name, harness.MasterLabel, fam.master(i))
-		if err := harness.CreateNode(ctx, l.client, n); err != nil {
-			return l, err
-		}
-	}
-	for i, name := range masters {
-		m, err := l.startMaster(i, name)
-		if err != nil {
-			return l, err
-		}
-		l.masters = append(l.masters, m)
-	}
-	// Converged: every haproxy serves the three apiservers and the master
-	// with the highest VRRP priority (m2) holds the VIP; before that the VIP
-	// may still move as masters become healthy and preempt.
-	ok := harness.Poll(90*time.Second, 100*time.Millisecond, func() bool {
-		for _, m := range l.masters {
-			if !m.hap.ServersUp(masters...) {
-				return false
-			}
-		}
-		return l.holder() == masters[len(masters)-1]
-	})
-	if !ok {
-		return l, fmt.Errorf("lab did not converge: holder %q\n%s", l.holder(), l.diagnose())
-	}
-	fmt.Printf("lab: %s converged, VIP on %s\n", fam.name, l.holder())
 	return l, nil
 }
 
@@ -366,7 +397,9 @@ func report(results []string) {
 		"the node's identity with the nftables redirect and keepalived's track file, keepalived) and a client in network\n" +
 		"namespaces; the client sends HTTPS requests to VIP:6443 from 4 workers, a new connection per request (GET /readyz,\n" +
 		"or GET /version where an apiserver shuts down on purpose). Longest outage: the longest gap between two successful\n" +
-		"requests with failures in between. Each failure scenario asserts a bound of about twice its measured figure.\n\n" +
+		"requests with failures in between. Each failure scenario asserts a bound of about twice its measured figure.\n" +
+		"Rows K1-K6 are the kubelet lab: the same, but each master's containerd and kubelet v1.37.2 run the shipped static\n" +
+		"pods (manifests/haproxy.yaml and keepalived.yaml) from images built by hack/build-images.sh.\n\n" +
 		"| scenario | requests | failed | longest outage | notes |\n|---|---|---|---|---|\n" + strings.Join(results, "\n") + "\n\n" +
 		"When haproxy dies on the VIP holder, the monitor's next probe (every 250 ms) finds nothing listening: it takes the\n" +
 		"redirect out at once (VIP:6443 then reaches the local apiserver directly) and writes 1 to keepalived's track file;\n" +
@@ -382,6 +415,13 @@ func report(results []string) {
 func (l *lab) diagnose() string {
 	var b strings.Builder
 	for _, m := range l.masters {
+		if m.node != nil {
+			s, err := m.node.Servers()
+			fmt.Fprintf(&b, "%s: servers %v %v\n  monitor: %s\n  keepalived: %s\n  reloader: %s\n%s", m.name, s, err,
+				tail(m.node.ContainerLog("haproxy", "haproxy-monitor"), 6), tail(m.node.ContainerLog("keepalived", "keepalived"), 4),
+				tail(m.node.ContainerLog("haproxy", "haproxy"), 15), m.node.Log(10))
+			continue
+		}
 		s, err := m.hap.Servers()
 		fmt.Fprintf(&b, "%s: servers %v %v\n  monitor: %s\n  keepalived: %s\n  reloader: %s\n", m.name, s, err,
 			tail(m.mon.Log(), 6), tail(m.keep.Log(), 4), tail(m.hap.Log(), 15))
@@ -399,6 +439,10 @@ func tail(s string, n int) string {
 
 func (l *lab) teardown() {
 	for _, m := range l.masters {
+		if m.node != nil {
+			m.node.Teardown()
+			continue
+		}
 		if m.keep != nil {
 			m.keep.Stop(5 * time.Second)
 		}
@@ -406,6 +450,9 @@ func (l *lab) teardown() {
 			m.mon.Stop(5 * time.Second)
 		}
 		m.hap.Stop()
+	}
+	if l.restore != nil {
+		l.restore()
 	}
 	if l.cp != nil {
 		l.cp.Stop()

@@ -309,22 +309,26 @@ func (cp *ControlPlane) httpClient() *http.Client {
 // verified against the test CA. The monitor never runs with it: only the
 // tests' own API writes do.
 func (cp *ControlPlane) WriteKubeconfig(path, serverURL string) error {
+	return cp.WriteKubeconfigUser(path, serverURL, fmt.Sprintf("{token: %q}", cp.Token))
+}
+
+// WriteKubeconfigUser writes a kubeconfig for serverURL, verified against
+// the test CA, whose user is the given YAML mapping (any form client-go
+// takes: a token, certificate files, an exec plugin).
+func (cp *ControlPlane) WriteKubeconfigUser(path, serverURL, user string) error {
 	cfg := fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
 - name: test
-  cluster:
-    server: %s
-    certificate-authority-data: %s
+  cluster: {server: %q, certificate-authority-data: %s}
 contexts:
 - name: test
-  context: {cluster: test, user: admin}
+  context: {cluster: test, user: u}
 current-context: test
 users:
-- name: admin
-  user:
-    token: %s
-`, serverURL, base64.StdEncoding.EncodeToString(cp.CA.CertPEM), cp.Token)
+- name: u
+  user: %s
+`, serverURL, base64.StdEncoding.EncodeToString(cp.CA.CertPEM), user)
 	return os.WriteFile(path, []byte(cfg), 0o600)
 }
 
@@ -350,29 +354,12 @@ func (cp *ControlPlane) WriteCertKubeconfig(path, serverURL, user string, groups
 	if err := os.WriteFile(cert, append(certPEM, keyPEM...), 0o600); err != nil {
 		return err
 	}
-	cfg := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: test
-  cluster:
-    server: %s
-    certificate-authority-data: %s
-contexts:
-- name: test
-  context: {cluster: test, user: node}
-current-context: test
-users:
-- name: node
-  user:
-    client-certificate: %s
-    client-key: %s
-`, serverURL, base64.StdEncoding.EncodeToString(cp.CA.CertPEM), cert, cert)
-	return os.WriteFile(path, []byte(cfg), 0o600)
+	return cp.WriteKubeconfigUser(path, serverURL, fmt.Sprintf("{client-certificate: %q, client-key: %q}", cert, cert))
 }
 
-// NodeHTTPClient is an HTTP client presenting node's client certificate (files
-// written under dir), trusting the test CA.
-func (cp *ControlPlane) NodeHTTPClient(dir, node string) (*http.Client, error) {
+// NodeHTTPClient is an HTTP client presenting node's client certificate,
+// trusting the test CA.
+func (cp *ControlPlane) NodeHTTPClient(node string) (*http.Client, error) {
 	certPEM, keyPEM, err := cp.CA.ClientCert("system:node:"+node, []string{"system:nodes"})
 	if err != nil {
 		return nil, err

@@ -151,7 +151,9 @@ func (h *HAProxy) Start() error {
 		return err
 	}
 	bin, _ := exec.LookPath("haproxy")
-	env = append(env, "HAPROXY_BIN="+bin, "HAPROXY_CFG="+h.CfgPath, "HAPROXY_RUN_DIR="+h.RunDir, "HAPROXY_SOCK_DIR="+h.SockDir)
+	// No pause before the soft stop on SIGTERM here: nothing moves a VIP.
+	env = append(env, "HAPROXY_BIN="+bin, "HAPROXY_CFG="+h.CfgPath, "HAPROXY_RUN_DIR="+h.RunDir, "HAPROXY_SOCK_DIR="+h.SockDir,
+		"HAPROXY_STOP_DELAY=0")
 	argv := append(append([]string{}, h.Prefix...), "unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGKILL")
 	argv = append(append(argv, h.Inner...), "bash", "-c", script)
 	h.proc, err = StartProcess("haproxy-reloader", filepath.Join(h.Dir, "reloader.log"), env, argv...)

@@ -18,11 +18,7 @@ import (
 // at once and does not end the process.
 func TestTemplateUpdatedWhileRunning(t *testing.T) {
 	s := newSite(t)
-	port, err := harness.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.args.HealthPort = port
+	port := s.health()
 	s.node("m1", harness.MasterLabel, 11)
 	s.startHAProxy()
 	s.startMonitor()
@@ -73,11 +69,7 @@ func TestTemplateUpdatedWhileRunning(t *testing.T) {
 // saying that TLS is why.
 func TestWrongCASaysWhy(t *testing.T) {
 	s := newSite(t)
-	port, err := harness.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.args.HealthPort = port
+	port := s.health()
 	other, err := harness.NewCA()
 	if err != nil {
 		t.Fatal(err)

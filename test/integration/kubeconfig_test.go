@@ -2,9 +2,7 @@ package integration
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,20 +14,7 @@ import (
 
 func writeKubeconfigUser(t *testing.T, path, user string) {
 	t.Helper()
-	cfg := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: test
-  cluster: {server: %q, certificate-authority-data: %s}
-contexts:
-- name: test
-  context: {cluster: test, user: u}
-current-context: test
-users:
-- name: u
-  user: %s
-`, cp.APIServers[0].URL, base64.StdEncoding.EncodeToString(cp.CA.CertPEM), user)
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+	if err := cp.WriteKubeconfigUser(path, cp.APIServers[0].URL, user); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -62,11 +47,7 @@ func TestKubeconfigExecPlugin(t *testing.T) {
 // without a restart.
 func TestFailingAPIAfterSync(t *testing.T) {
 	s := newSite(t)
-	port, err := harness.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.args.HealthPort = port
+	port := s.health()
 	tok := filepath.Join(s.dir, "token")
 	_ = os.WriteFile(tok, []byte(cp.Token+"\n"), 0o600)
 	writeKubeconfigUser(t, s.args.Kubeconfig, `{tokenFile: "`+tok+`"}`)

@@ -37,11 +37,7 @@ func scrape(t *testing.T, port int) map[string]float64 {
 // counted, and the event-to-reload histogram has one sample per change.
 func TestMetricsFollowChanges(t *testing.T) {
 	s := newSite(t)
-	port, err := harness.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.args.HealthPort = port
+	port := s.health()
 	s.node("m1", harness.MasterLabel, 11)
 	s.node("m2", harness.MasterLabel, 12)
 	s.startHAProxy()

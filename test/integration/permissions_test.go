@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +20,7 @@ func TestNodeIdentityPermissions(t *testing.T) {
 	s.node("m1", harness.MasterLabel, 11)
 	s.node("m2", harness.MasterLabel, 12)
 	s.kubernetesEndpoints("198.18.0.11", "198.18.0.12")
-	c, err := cp.NodeHTTPClient(filepath.Join(s.dir, "probe"), "m1")
+	c, err := cp.NodeHTTPClient("m1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,11 +89,7 @@ func TestNodeIdentityPermissions(t *testing.T) {
 // running (a grant may come), and leaves the file on disk alone.
 func TestIdentityThatMayReadNothing(t *testing.T) {
 	s := newSite(t)
-	port, err := harness.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.args.HealthPort = port
+	port := s.health()
 	if err := cp.WriteCertKubeconfig(s.args.Kubeconfig, cp.APIServers[0].URL, "nobody", "nobodies"); err != nil {
 		t.Fatal(err)
 	}

@@ -89,11 +89,7 @@ func TestRuntimeChangesKeepConnections(t *testing.T) {
 // as the admin one): each change still lands, by reload, and is counted.
 func TestRuntimeRefusedFallsBackToReload(t *testing.T) {
 	s := newSite(t)
-	port, err := harness.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.args.HealthPort = port
+	port := s.health()
 	s.args.Extra = append(s.args.Extra, "--haproxy-admin-socket", s.hap.UserSock)
 	s.node("m1", harness.MasterLabel, 11)
 	s.startHAProxy()

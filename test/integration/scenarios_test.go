@@ -147,11 +147,7 @@ func TestAPIServerOutage(t *testing.T) {
 // 5. A monitor restarted while the API is down leaves the cfg alone.
 func TestMonitorRestartWhileAPIDown(t *testing.T) {
 	s := newSite(t)
-	port, err := harness.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.args.HealthPort = port
+	port := s.health()
 	api, before, reloads := s.servingThenAPIDown()
 	s.stopMonitor()
 	s.startMonitor()

@@ -101,6 +101,18 @@ func (s *site) node(name, label string, i int) {
 	}
 }
 
+// health has the monitor serve /healthz, /readyz and /metrics on a free
+// port, and returns it.
+func (s *site) health() int {
+	s.t.Helper()
+	port, err := harness.FreePort()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.args.HealthPort = port
+	return port
+}
+
 func (s *site) startHAProxy() {
 	s.t.Helper()
 	if err := s.hap.Start(); err != nil {
