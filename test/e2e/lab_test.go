@@ -182,6 +182,7 @@ func setupBase(fam family, tag string) (*lab, error) {
 	if l.net, err = harness.NewLab(prefix, cidr(fam.host, fam.bits)); err != nil {
 		return l, err
 	}
+	l.net.Adopt(dir)
 	if err := l.net.AddHost("etcd", cidr(fam.etcd, fam.bits)); err != nil {
 		return l, err
 	}

@@ -48,6 +48,8 @@ type KubeletOptions struct {
 	APIServer string
 	// Images are OCI tars to import (hack/build-images.sh).
 	Images []string
+	// Lab, if set, records the node's cgroups for ReapStaleLabs.
+	Lab *Lab
 }
 
 // created paths the kubelet or containerd use whatever their root dir; the
@@ -68,6 +70,9 @@ func StartKubeletNode(cp *ControlPlane, dir string, o KubeletOptions) (*KubeletN
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
+	}
+	if o.Lab != nil {
+		o.Lab.AdoptCgroup(n.cgroupRoot)
 	}
 	if err := cgroupCreate(n.cgroupRoot); err != nil {
 		return nil, err
@@ -294,19 +299,26 @@ func UnmountBelow(dir string) {
 }
 
 // KubeletSysctls saves what the kubelet rewrites on every start and returns
-// the function that puts it back.
-func KubeletSysctls() (restore func()) {
+// the function that puts it back; rec, if set, records the same for
+// ReapStaleLabs.
+func KubeletSysctls(rec *Lab) (restore func()) {
 	keys := []string{"vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops"}
 	saved := map[string][]byte{}
 	for _, k := range keys {
 		if b, err := os.ReadFile("/proc/sys/" + k); err == nil {
 			saved[k] = b
+			if rec != nil {
+				rec.AdoptSysctl(k, strings.TrimSpace(string(b)))
+			}
 		}
 	}
 	var created []string
 	for _, p := range sharedPaths {
 		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
 			created = append(created, p)
+			if rec != nil {
+				rec.Adopt(p)
+			}
 		}
 	}
 	return func() {

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 )
@@ -27,7 +28,20 @@ func sh(argv ...string) error {
 // the lab network. prefix keeps namespace and interface names apart from
 // other runs; it must be short (interface names have 15 characters).
 func NewLab(prefix string, hostAddrs ...string) (*Lab, error) {
+	ReapStaleLabs(func(f string, a ...any) { fmt.Fprintf(os.Stderr, "lab: "+f+"\n", a...) })
+	for _, a := range hostAddrs {
+		in, err := subnetInUse(a)
+		if err != nil {
+			return nil, err
+		}
+		if in != "" {
+			return nil, fmt.Errorf("lab subnet of %s is already on this host's %s: another lab is running, or one was left without a record (ip link del it)", a, in)
+		}
+	}
 	l := &Lab{Prefix: prefix}
+	if err := l.openRecord(); err != nil {
+		return nil, fmt.Errorf("lab record: %w", err)
+	}
 	sw := l.NS("sw")
 	steps := [][]string{
 		{"ip", "netns", "add", sw},
@@ -106,12 +120,14 @@ func (l *Lab) Run(host string, argv ...string) (string, error) {
 	return string(out), err
 }
 
-// Close deletes every namespace of the lab; processes still running in them
-// must have been stopped first.
+// Close deletes every namespace of the lab and its record; processes still
+// running in them must have been stopped first, and what was adopted
+// removed.
 func (l *Lab) Close() {
 	for _, h := range l.hosts {
 		_ = sh("ip", "netns", "del", l.NS(h))
 	}
 	_ = sh("ip", "netns", "del", l.NS("sw"))
 	_ = sh("ip", "link", "del", l.Prefix+"h0") // normally gone with its peer
+	l.closeRecord()
 }
