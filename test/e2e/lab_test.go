@@ -68,6 +68,7 @@ type master struct {
 	mon   *harness.Process
 	keep  *harness.Process
 	margs harness.MonitorArgs
+	argv  []string // the baseline monitor's command line, instead of margs
 }
 
 type lab struct {
@@ -83,6 +84,9 @@ type lab struct {
 	monitor string              // the monitor binary
 	caps    map[string][]string // by container, from the shipped manifests
 	restore func()              // undoes what the kubelets did to the host
+	// baseline: the original's setup (baseline_test.go); its scenarios are
+	// recorded in baselineResults, their bounds not applied.
+	baseline bool
 }
 
 var L *lab
@@ -107,12 +111,16 @@ func run(m *testing.M) int {
 	}
 	L = l
 	code := m.Run()
-	report(results)
+	report(results, baselineResults)
 	return code
 }
 
-// results collects every lab's scenario lines for the report.
-var results []string
+// results collects every lab's scenario rows for the report.
+var results []resultRow
+
+// resultRow is one scenario's row; key is its number ("4") in the IPv4
+// process lab, where the baseline column has the same scenario.
+type resultRow struct{ key, cells string }
 
 // setup builds a lab whose masters run haproxy, the monitor and keepalived
 // as processes.
@@ -273,6 +281,9 @@ func (l *lab) startMaster(i int, name string) (*master, error) {
 // writeKeepalived renders m's keepalived.conf with the given advert interval
 // (below 1 s: VRRPv3).
 func (l *lab) writeKeepalived(m *master, advert string) error {
+	if l.baseline {
+		return os.WriteFile(filepath.Join(m.dir, "keepalived.conf"), []byte(l.baselineKeepalived(m, advert)), 0o644)
+	}
 	conf, err := keepalived.Render(filepath.Join(repoRoot(), "templates", "keepalived.conf.tmpl"), keepalived.Config{
 		Interface: "eth0", VirtualRouterID: 51, Priority: 100 + m.index, AuthPass: "hapmlab",
 		HealthURL: "http://127.0.0.1:50936/haproxy_ready", VIPs: []netip.Addr{netip.MustParseAddr(l.vip)},
@@ -295,8 +306,12 @@ func (l *lab) startKeepalived(m *master) error {
 
 func (l *lab) startMonitor(m *master) error {
 	argv := append(harness.Setpriv(l.caps["haproxy-monitor"]), l.monitor)
-	p, err := harness.StartProcess("monitor", filepath.Join(l.dir, m.name, "monitor.log"), nil,
-		l.net.Wrap(m.name, append(argv, m.margs.Argv()...))...)
+	if m.argv != nil {
+		argv = append(argv, m.argv...)
+	} else {
+		argv = append(argv, m.margs.Argv()...)
+	}
+	p, err := harness.StartProcess("monitor", filepath.Join(l.dir, m.name, "monitor.log"), nil, l.net.Wrap(m.name, argv)...)
 	m.mon = p
 	return err
 }
@@ -377,6 +392,9 @@ func (ld *runningLoad) stop(t *testing.T) load.Result {
 // about twice what it measured when the bound was set (LAB.md).
 func bound(t *testing.T, r load.Result, maxFailed int64, maxOutage time.Duration) {
 	t.Helper()
+	if L.baseline {
+		return
+	}
 	if r.Failed > maxFailed || r.LongestOutage() > maxOutage {
 		t.Errorf("%d failed, longest outage %v: beyond the bound of %d failed, %v (%v)", r.Failed,
 			r.LongestOutage().Round(time.Millisecond), maxFailed, maxOutage, r.Errors)
@@ -384,15 +402,44 @@ func bound(t *testing.T, r load.Result, maxFailed int64, maxOutage time.Duration
 }
 
 func (l *lab) record(t *testing.T, scenario string, r load.Result, note string) {
+	key, _, _ := strings.Cut(scenario, ". ")
 	if l.fam.name != "IPv4" {
 		scenario += " (" + l.fam.name + ")"
+		key = ""
 	}
-	line := fmt.Sprintf("| %s | %d | %d | %.0f ms | %s |", scenario, r.Sent, r.Failed, r.LongestOutageMS, note)
-	results = append(results, line)
+	if l.baseline {
+		baselineResults[key] = r
+		t.Logf("baseline %s: %d requests, %d failed, longest outage %.0f ms %s %v", scenario, r.Sent, r.Failed, r.LongestOutageMS, note, r.Errors)
+		return
+	}
+	results = append(results, resultRow{key: key, cells: fmt.Sprintf("%s | %d | %d | %.0f ms | %s", scenario, r.Sent, r.Failed, r.LongestOutageMS, note)})
 	t.Logf("%s: %d requests, %d failed, longest outage %.0f ms %s %v", scenario, r.Sent, r.Failed, r.LongestOutageMS, note, r.Errors)
 }
 
-func report(results []string) {
+// table renders the rows, with the original's setup in two more columns
+// when the baseline ran.
+func table(rows []resultRow, baseline map[string]load.Result) string {
+	var b strings.Builder
+	if len(baseline) == 0 {
+		b.WriteString("| scenario | requests | failed | longest outage | notes |\n|---|---|---|---|---|\n")
+	} else {
+		b.WriteString("| scenario | requests | failed | longest outage | notes | original's setup: failed | original's setup: longest outage |\n|---|---|---|---|---|---|---|\n")
+	}
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %s |", r.cells)
+		if len(baseline) > 0 {
+			if o, ok := baseline[r.key]; ok && r.key != "" {
+				fmt.Fprintf(&b, " %d of %d | %.0f ms |", o.Failed, o.Sent, o.LongestOutageMS)
+			} else {
+				b.WriteString(" | |")
+			}
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func report(rows []resultRow, baseline map[string]load.Result) {
 	text := "# HA lab results\n\nWritten by `make e2e` (test/e2e) on " + time.Now().UTC().Format("2006-01-02 15:04 MST") + "; `make lab-report` copies it here.\n\n" +
 		"Three masters (kube-apiserver with a 5 s shutdown delay, haproxy with the manifest's reloader, haproxy-monitor as\n" +
 		"the node's identity with the nftables redirect and keepalived's track file, keepalived) and a client in network\n" +
@@ -401,7 +448,7 @@ func report(results []string) {
 		"requests with failures in between. Each failure scenario asserts a bound of about twice its measured figure.\n" +
 		"Rows K1-K6 are the kubelet lab: the same, but each master's containerd and kubelet v1.37.2 run the shipped static\n" +
 		"pods (manifests/haproxy.yaml and keepalived.yaml) from images built by hack/build-images.sh.\n\n" +
-		"| scenario | requests | failed | longest outage | notes |\n|---|---|---|---|---|\n" + strings.Join(results, "\n") + "\n\n" +
+		table(rows, baseline) + "\n" + baselineText(baseline) +
 		"When haproxy dies on the VIP holder, the monitor's next probe (every 250 ms) finds nothing listening: it takes the\n" +
 		"redirect out at once (VIP:6443 then reaches the local apiserver directly) and writes 1 to keepalived's track file;\n" +
 		"the instance enters FAULT and its priority-0 advert hands the VIP over without waiting for the master-down\n" +

@@ -147,7 +147,8 @@ func TestKillAPIServer(t *testing.T) {
 	L.cp.KillAPIServer(api)
 	t.Cleanup(func() { _ = L.cp.StartAPIServer(context.Background(), api) })
 	holder := L.master(L.holder())
-	if !harness.Poll(20*time.Second, 20*time.Millisecond, func() bool {
+	// 40 s: the baseline's checks take 15 s (inter 5s fall 3).
+	if !harness.Poll(40*time.Second, 20*time.Millisecond, func() bool {
 		s, err := holder.hap.Servers()
 		return err == nil && !s["m0"].Up
 	}) {

@@ -59,6 +59,26 @@ func PrepareHAProxy(dir string) (*HAProxy, error) {
 // PrepareHAProxyPorts is PrepareHAProxy with the lb, stats and health ports
 // given (the lab uses the production ones inside its namespaces).
 func PrepareHAProxyPorts(dir string, lbPort, statPort, healthPort int) (*HAProxy, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	return PrepareHAProxyFrom(dir, filepath.Join(root, "templates", "haproxy.cfg.tmpl"), lbPort, statPort, healthPort,
+		func(h *HAProxy) map[string]string {
+			return map[string]string{
+				"/var/run/haproxy/haproxy-log.sock":   filepath.Join(h.SockDir, "haproxy-log.sock"),
+				"/var/run/haproxy/haproxy-stats.sock": h.UserSock,
+				"/var/run/haproxy/haproxy-admin.sock": h.AdminSock,
+				"/var/run/haproxy/server-state":       h.StateFile,
+				":50936":                              ":" + strconv.Itoa(h.HealthPort),
+			}
+		})
+}
+
+// PrepareHAProxyFrom is PrepareHAProxyPorts with another template (the
+// lab's baseline): its stats socket path is replaced by this instance's,
+// and each key of subst(h), which must be present, by its value.
+func PrepareHAProxyFrom(dir, template string, lbPort, statPort, healthPort int, subst func(h *HAProxy) map[string]string) (*HAProxy, error) {
 	h := &HAProxy{Dir: dir, RunDir: filepath.Join(dir, "run"), SockDir: filepath.Join(dir, "sock"), CfgPath: filepath.Join(dir, "etc", "haproxy.cfg")}
 	for _, d := range []string{h.RunDir, h.SockDir, filepath.Dir(h.CfgPath)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -71,22 +91,17 @@ func PrepareHAProxyPorts(dir string, lbPort, statPort, healthPort int) (*HAProxy
 	h.AdminSock = filepath.Join(h.SockDir, "haproxy-admin.sock")
 	h.StateFile = filepath.Join(h.SockDir, "server-state")
 	h.LBPort, h.StatPort, h.HealthPort = lbPort, statPort, healthPort
-	root, err := RepoRoot()
+	tmpl, err := os.ReadFile(template)
 	if err != nil {
 		return nil, err
 	}
-	tmpl, err := os.ReadFile(filepath.Join(root, "templates", "haproxy.cfg.tmpl"))
-	if err != nil {
-		return nil, err
+	repl := map[string]string{"/var/lib/haproxy/run/haproxy.sock": h.StatsSock}
+	if subst != nil {
+		for k, v := range subst(h) {
+			repl[k] = v
+		}
 	}
-	text, err := substitute(string(tmpl), map[string]string{
-		"/var/lib/haproxy/run/haproxy.sock":   h.StatsSock,
-		"/var/run/haproxy/haproxy-log.sock":   filepath.Join(h.SockDir, "haproxy-log.sock"),
-		"/var/run/haproxy/haproxy-stats.sock": h.UserSock,
-		"/var/run/haproxy/haproxy-admin.sock": h.AdminSock,
-		"/var/run/haproxy/server-state":       h.StateFile,
-		":50936":                              ":" + strconv.Itoa(h.HealthPort),
-	})
+	text, err := substitute(string(tmpl), repl)
 	if err != nil {
 		return nil, err
 	}

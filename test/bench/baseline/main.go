@@ -2,13 +2,19 @@
 // project's pure packages for side-by-side benchmarks: a full LIST of master
 // Nodes every --check-interval through the kubeconfig's server with a 30 s
 // timeout, a change applied only after three identical observations, the
-// config written and "reload" sent. It is a measuring stick, not a product.
+// config written and "reload" sent; with --api-redirect, the original's
+// firewall loop: haproxy's monitor-uri probed once per check interval by an
+// HTTP client without a timeout, the nftables redirect in after 3 good
+// probes and out after 11 bad ones, removed on SIGTERM. It is a measuring
+// stick (benchmarks, the lab's baseline column), not a product.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"net"
 	"net/netip"
 	"os"
@@ -24,6 +30,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/apply"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/firewall"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/lbconfig"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/reload"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/render"
@@ -43,6 +50,8 @@ func run() error {
 	interval := flag.Duration("check-interval", 6*time.Second, "")
 	vips := flag.String("api-vips", "", "")
 	sock := flag.String("reload-socket", reload.DefaultSocket, "")
+	redirect := flag.Bool("api-redirect", false, "run the original's firewall redirect loop")
+	probeURL := flag.String("probe-url", "http://localhost:9444/haproxy_ready", "haproxy's monitor-uri")
 	flag.Parse()
 	if flag.NArg() != 3 {
 		return fmt.Errorf("usage: baseline kubeconfig template cfg [flags]")
@@ -69,6 +78,14 @@ func run() error {
 	file := &apply.File{Path: flag.Arg(2)}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if *redirect {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			redirectLoop(ctx, &firewall.Redirect{VIPs: opts.VIPs, APIPort: opts.APIPort, LBPort: opts.LBPort}, *probeURL, *interval)
+		}()
+		defer func() { stop(); <-done }()
+	}
 
 	var last, applied *lbconfig.LBConfig
 	same := 0
@@ -121,6 +138,47 @@ func observe(ctx context.Context, client kubernetes.Interface, opts lbconfig.Opt
 	}
 	cfg, _ := lbconfig.Build(nodes, opts)
 	return cfg, nil
+}
+
+// redirectLoop is the original's: one probe per interval, 3 good to put the
+// redirect in, 11 bad to take it out, whatever the failure; out on exit.
+func redirectLoop(ctx context.Context, rules *firewall.Redirect, url string, interval time.Duration) {
+	h := firewall.Hysteresis{OnAfter: 3, OffAfter: 11}
+	client := &http.Client{} // no timeout, as the original's
+	for ctx.Err() == nil {
+		ok := false
+		if req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil); err == nil {
+			if resp, err := client.Do(req); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				ok = resp.StatusCode/100 == 2
+			}
+		}
+		if ctx.Err() != nil {
+			break // a probe cut short by the shutdown is no observation
+		}
+		active, changed := h.Observe(ok)
+		switch {
+		case active:
+			if err := rules.Ensure(); err != nil {
+				fmt.Fprintln(os.Stderr, "redirect:", err)
+			}
+		case changed:
+			if err := rules.Remove(); err != nil {
+				fmt.Fprintln(os.Stderr, "redirect:", err)
+			}
+		}
+		if changed {
+			fmt.Fprintln(os.Stderr, "redirect active:", active)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(interval):
+		}
+	}
+	if err := rules.Remove(); err != nil {
+		fmt.Fprintln(os.Stderr, "redirect:", err)
+	}
 }
 
 func sendReload(path string) error {

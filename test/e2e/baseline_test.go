@@ -1,0 +1,183 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/haproxy-monitor/haproxy-monitor/test/harness"
+	"github.com/haproxy-monitor/haproxy-monitor/test/load"
+)
+
+// The baseline lab: the same three masters, client and load, with the
+// original's setup instead of ours (SPEC.md, "the original's production
+// settings"): the OpenShift-style haproxy template (checks every 5 s, down
+// after 3, no retry elsewhere, every change a reload), keepalived with a
+// weight-20 track script on haproxy's monitor-uri every 2 s, 3 failures to
+// fail, and the original's monitor algorithm (test/bench/baseline: LIST every
+// 6 s, three identical polls, the redirect in after 3 good probes and out
+// after 11 bad ones). VRRP priorities, advert_int 1, the reloader and the
+// apiservers are the lab's, so the columns differ only in what we changed.
+// It runs with HAPM_LAB_BASELINE=1 (make lab-report), not in make test.
+
+var baselineFam = family{name: "IPv4", vip: "198.18.4.100", host: "198.18.4.2", etcd: "198.18.4.5", client: "198.18.4.50",
+	serviceCIDR: "198.18.132.0/24", bits: 24, nftFamily: "ip",
+	master: func(i int) string { return fmt.Sprintf("198.18.4.%d", 10+i) }}
+
+// baselineResults are the baseline's figures by scenario number.
+var baselineResults = map[string]load.Result{}
+
+// baselineHealthPort is the upstream template's monitor-uri port.
+const baselineHealthPort = 9444
+
+func setupBaseline(fam family, tag string) (*lab, error) {
+	l, err := setupBase(fam, tag)
+	if err != nil {
+		return l, err
+	}
+	l.baseline = true
+	if l.monitor, err = buildTool(l.dir, "./test/bench/baseline", "baseline"); err != nil {
+		return l, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for i, name := range masters {
+		if err := harness.CreateNode(ctx, l.client, harness.NodeObject(name, harness.MasterLabel, fam.master(i))); err != nil {
+			return l, err
+		}
+	}
+	for i, name := range masters {
+		m, err := l.startBaselineMaster(i, name)
+		if err != nil {
+			return l, err
+		}
+		l.masters = append(l.masters, m)
+	}
+	if err := l.converge(); err != nil {
+		return l, err
+	}
+	// The scenarios start with the holder's redirect in: three good probes,
+	// one per 6 s check interval.
+	if !harness.Poll(90*time.Second, 200*time.Millisecond, func() bool { return l.redirectRule(l.holder()) }) {
+		return l, fmt.Errorf("no redirect on the VIP holder %s\n%s", l.holder(), l.diagnose())
+	}
+	return l, nil
+}
+
+func (l *lab) startBaselineMaster(i int, name string) (*master, error) {
+	dir := filepath.Join(l.dir, name)
+	hap, err := harness.PrepareHAProxyFrom(dir, filepath.Join(repoRoot(), "test", "e2e", "baseline", "haproxy.cfg.tmpl"),
+		9445, 29445, baselineHealthPort, nil)
+	if err != nil {
+		return nil, err
+	}
+	hap.Prefix = l.net.Exec(name)
+	hap.Inner = harness.Setpriv(l.caps["haproxy"])
+	if err := hap.Start(); err != nil {
+		return nil, err
+	}
+	m := &master{name: name, index: i, dir: dir, hap: hap}
+	kc := filepath.Join(dir, "kubeconfig")
+	if err := l.cp.WriteNodeKubeconfig(kc, "https://"+net.JoinHostPort(l.vip, "6443"), name); err != nil {
+		return nil, err
+	}
+	// Flags first: the stand-in parses with Go's flag package, which stops
+	// at the first positional argument (the original's pflag does not).
+	m.argv = []string{"--api-port", "6443", "--lb-port", "9445", "--stat-port", "29445",
+		"--check-interval", "6s", "--api-vips", l.vip, "--reload-socket", hap.MasterSock, "--api-redirect",
+		"--probe-url", fmt.Sprintf("http://127.0.0.1:%d/haproxy_ready", baselineHealthPort), kc, hap.TemplatePath, hap.CfgPath}
+	if err := l.startMonitor(m); err != nil {
+		return nil, err
+	}
+	if err := l.writeKeepalived(m, "1"); err != nil {
+		return nil, err
+	}
+	return m, l.startKeepalived(m)
+}
+
+// baselineKeepalived is the original's keepalived settings for m: the track
+// script lowers the priority by 20 instead of forcing FAULT, so a backup
+// takes over only once its priority is higher (or the master-down interval
+// passes), after 3 failed runs 2 s apart.
+func (l *lab) baselineKeepalived(m *master, advert string) string {
+	return fmt.Sprintf(`global_defs {
+  enable_script_security
+  script_user root
+}
+vrrp_script chk_ocp {
+  script "/usr/bin/curl -o /dev/null -kLfs http://127.0.0.1:%d/haproxy_ready"
+  interval 2
+  fall 3
+  weight 20
+}
+vrrp_instance API_VIP {
+  state BACKUP
+  interface eth0
+  virtual_router_id 51
+  priority %d
+  advert_int %s
+  authentication {
+    auth_type PASS
+    auth_pass hapmlab
+  }
+  virtual_ipaddress {
+    %s/32
+  }
+  track_script {
+    chk_ocp
+  }
+}
+`, baselineHealthPort, 100+m.index, advert, l.vip)
+}
+
+// redirectRule reports whether name's nftables redirect of VIP:6443 is in.
+func (l *lab) redirectRule(name string) bool {
+	if name == "" {
+		return false
+	}
+	out, _ := l.net.Run(name, "nft", "list", "table", l.fam.nftFamily, "ocp_nat")
+	return strings.Contains(out, l.fam.nftFamily+" daddr "+l.vip+" tcp dport 6443 redirect to :9445")
+}
+
+// TestBaselineLab runs the failure scenarios against the original's setup
+// for LAB.md's second column. The scenarios' bounds and the checks of what
+// only ours does are not applied to it: it is measured, not judged.
+func TestBaselineLab(t *testing.T) {
+	if os.Getenv("HAPM_LAB_BASELINE") == "" {
+		t.Skip("the baseline column runs with HAPM_LAB_BASELINE=1 (make lab-report)")
+	}
+	lb, err := setupBaseline(baselineFam, "o")
+	if lb != nil {
+		defer lb.teardown()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours := L
+	L = lb
+	defer func() { L = ours }()
+	t.Run("steady", TestSteadyState)
+	t.Run("kill-apiserver", TestKillAPIServer)
+	t.Run("kill-haproxy", TestKillHAProxyOnHolder)
+	t.Run("cut-link", TestCutHolderLink)
+	t.Run("haproxy-restart", TestHAProxyRestartOnHolder)
+	t.Run("rolling-restart", TestRollingRestart)
+}
+
+// baselineText explains the baseline columns, when they were measured.
+func baselineText(baseline map[string]load.Result) string {
+	if len(baseline) == 0 {
+		return ""
+	}
+	return "The last two columns are the same scenario, in the same run, against the original's setup (HAPM_LAB_BASELINE=1,\n" +
+		"test/e2e/baseline_test.go): the OpenShift-style haproxy template (checks every 5 s, down after 3 failures, no retry\n" +
+		"on another server, every change a reload), keepalived with a weight-20 track script on haproxy's monitor-uri every\n" +
+		"2 s, 3 failures to fail, and the original's monitor algorithm (test/bench/baseline: a LIST every 6 s, three\n" +
+		"identical polls, the redirect in after 3 good probes and out after 11 bad ones, one per 6 s). VRRP priorities,\n" +
+		"advert_int 1, the reloader, the apiservers and the load are the lab's.\n\n"
+}
