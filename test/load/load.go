@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,12 @@ type Result struct {
 	// Failed counts requests without a 200 answer: a connection, TLS or
 	// timeout error, or another status.
 	Failed int64 `json:"failed"`
+	// FailedInFlight counts the failed requests whose connection had
+	// completed its TLS handshake: a server had them (a killed apiserver's
+	// requests in flight, an error status). The others, Failed minus
+	// FailedInFlight, found no server: refused, reset or timed out before
+	// the handshake.
+	FailedInFlight int64 `json:"failed_in_flight"`
 	// LongestOutageMS is the longest time between two successful requests
 	// with failures in between (to the end of the run if it ended failing).
 	LongestOutageMS float64 `json:"longest_outage_ms"`
@@ -58,13 +65,16 @@ type recorder struct {
 	failedSince bool
 }
 
-func (r *recorder) record(backend string, err error) {
+func (r *recorder) record(backend string, handshook bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.res.Sent++
 	now := time.Now()
 	if err != nil {
 		r.res.Failed++
+		if handshook {
+			r.res.FailedInFlight++
+		}
 		r.failedSince = true
 		if len(r.res.Errors) < 5 {
 			r.res.Errors = append(r.res.Errors, err.Error())
@@ -112,11 +122,11 @@ func Run(ctx context.Context, o Options) Result {
 				if o.Requests > 0 && claimed.Add(1) > int64(o.Requests) {
 					return
 				}
-				backend, err := get(ctx, client, o.URL)
+				backend, handshook, err := get(ctx, client, o.URL)
 				if ctx.Err() != nil && err != nil {
 					return // cut off by the end of the run, not a failure
 				}
-				rec.record(backend, err)
+				rec.record(backend, handshook, err)
 				if o.Pause > 0 {
 					select {
 					case <-ctx.Done():
@@ -133,19 +143,25 @@ func Run(ctx context.Context, o Options) Result {
 	return rec.res
 }
 
-func get(ctx context.Context, c *http.Client, url string) (string, error) {
+// get sends one request and reports whether its connection completed the
+// TLS handshake.
+func get(ctx context.Context, c *http.Client, url string) (backend string, handshook bool, err error) {
+	var done atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		TLSHandshakeDone: func(_ tls.ConnectionState, err error) { done.Store(err == nil) },
+	})
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return "", err
+		return "", done.Load(), err
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("status %s", resp.Status)
+		return "", true, fmt.Errorf("status %s", resp.Status)
 	}
-	return resp.Header.Get("X-Backend"), nil
+	return resp.Header.Get("X-Backend"), true, nil
 }

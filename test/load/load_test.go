@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -25,11 +26,35 @@ func TestRunCountsFailuresAndOutage(t *testing.T) {
 	}))
 	defer srv.Close()
 	res := Run(context.Background(), Options{URL: srv.URL, Workers: 1, Requests: 40, Duration: 30 * time.Second})
-	if res.Sent != 40 || res.Failed != 10 || res.ByBackend["m1"] != 30 {
-		t.Fatalf("result %+v, want 40 sent, 10 failed, 30 from m1", res)
+	if res.Sent != 40 || res.Failed != 10 || res.FailedInFlight != 10 || res.ByBackend["m1"] != 30 {
+		t.Fatalf("result %+v, want 40 sent, 10 failed (all in flight: a server answered), 30 from m1", res)
 	}
 	if res.LongestOutage() < 100*time.Millisecond || len(res.Errors) != 5 {
 		t.Fatalf("outage %v, errors %v; want at least the 10 × 10 ms failing and five errors", res.LongestOutage(), res.Errors)
+	}
+}
+
+// A failure before the TLS handshake (a listener that closes every
+// connection at once, as haproxy does without a server to forward to) is a
+// failed new connection, not one in flight.
+func TestRunTellsNewConnectionsFromInFlight(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	res := Run(context.Background(), Options{URL: "https://" + ln.Addr().String() + "/", Workers: 1, Requests: 5, Duration: 30 * time.Second})
+	if res.Sent != 5 || res.Failed != 5 || res.FailedInFlight != 0 {
+		t.Fatalf("result %+v, want 5 sent, 5 failed, none in flight", res)
 	}
 }
 
