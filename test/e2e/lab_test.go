@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -424,6 +425,34 @@ func failed(r load.Result) string {
 	return fmt.Sprintf("%d (%d in flight)", r.Failed, r.FailedInFlight)
 }
 
+// cmpScenario orders rows by scenario: 1, 3, 3 (IPv6), 5, 5b, ..., 13, then
+// the kubelet lab's K1-K6. Rows of one scenario keep the order they ran in.
+func cmpScenario(x, y string) int {
+	rank := func(cells string) (kubelet bool, n int, rest string) {
+		id, _, _ := strings.Cut(cells, ". ")
+		kubelet = strings.HasPrefix(id, "K")
+		id = strings.TrimPrefix(id, "K")
+		i := 0
+		for i < len(id) && id[i] >= '0' && id[i] <= '9' {
+			n = n*10 + int(id[i]-'0')
+			i++
+		}
+		return kubelet, n, id[i:]
+	}
+	xk, xn, xr := rank(x)
+	yk, yn, yr := rank(y)
+	switch {
+	case xk != yk:
+		if xk {
+			return 1
+		}
+		return -1
+	case xn != yn:
+		return xn - yn
+	}
+	return strings.Compare(xr, yr)
+}
+
 // table renders the rows, with the original's setup in two more columns
 // when the baseline ran.
 func table(rows []resultRow, baseline map[string]load.Result) string {
@@ -433,6 +462,8 @@ func table(rows []resultRow, baseline map[string]load.Result) string {
 	} else {
 		b.WriteString("| scenario | requests | failed | longest outage | notes | original's setup: failed | original's setup: longest outage |\n|---|---|---|---|---|---|---|\n")
 	}
+	rows = slices.Clone(rows)
+	slices.SortStableFunc(rows, func(x, y resultRow) int { return cmpScenario(x.cells, y.cells) })
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s |", r.cells)
 		if len(baseline) > 0 {
