@@ -1,16 +1,11 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/haproxy-monitor/haproxy-monitor/test/harness"
 	"github.com/haproxy-monitor/haproxy-monitor/test/load"
 )
 
@@ -35,69 +30,14 @@ var baselineResults = map[string]load.Result{}
 // baselineHealthPort is the upstream template's monitor-uri port.
 const baselineHealthPort = 9444
 
-func setupBaseline(fam family, tag string) (*lab, error) {
-	l, err := setupBase(fam, tag)
-	if err != nil {
-		return l, err
-	}
-	l.baseline = true
-	if l.monitor, err = buildTool(l.dir, "./test/bench/baseline", "baseline"); err != nil {
-		return l, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	for i, name := range masters {
-		if err := harness.CreateNode(ctx, l.client, harness.NodeObject(name, harness.MasterLabel, fam.master(i))); err != nil {
-			return l, err
-		}
-	}
-	for i, name := range masters {
-		m, err := l.startBaselineMaster(i, name)
-		if err != nil {
-			return l, err
-		}
-		l.masters = append(l.masters, m)
-	}
-	if err := l.converge(); err != nil {
-		return l, err
-	}
-	// The scenarios start with the holder's redirect in: three good probes,
-	// one per 6 s check interval.
-	if !harness.Poll(90*time.Second, 200*time.Millisecond, func() bool { return l.redirectRule(l.holder()) }) {
-		return l, fmt.Errorf("no redirect on the VIP holder %s\n%s", l.holder(), l.diagnose())
-	}
-	return l, nil
-}
-
-func (l *lab) startBaselineMaster(i int, name string) (*master, error) {
-	dir := filepath.Join(l.dir, name)
-	hap, err := harness.PrepareHAProxyFrom(dir, filepath.Join(repoRoot(), "test", "e2e", "baseline", "haproxy.cfg.tmpl"),
-		9445, 29445, baselineHealthPort, nil)
-	if err != nil {
-		return nil, err
-	}
-	hap.Prefix = l.net.Exec(name)
-	hap.Inner = harness.Setpriv(l.caps["haproxy"])
-	if err := hap.Start(); err != nil {
-		return nil, err
-	}
-	m := &master{name: name, index: i, dir: dir, hap: hap}
-	kc := filepath.Join(dir, "kubeconfig")
-	if err := l.cp.WriteNodeKubeconfig(kc, "https://"+net.JoinHostPort(l.vip, "6443"), name); err != nil {
-		return nil, err
-	}
-	// Flags first: the stand-in parses with Go's flag package, which stops
-	// at the first positional argument (the original's pflag does not).
-	m.argv = []string{"--api-port", "6443", "--lb-port", "9445", "--stat-port", "29445",
-		"--check-interval", "6s", "--api-vips", l.vip, "--reload-socket", hap.MasterSock, "--api-redirect",
-		"--probe-url", fmt.Sprintf("http://127.0.0.1:%d/haproxy_ready", baselineHealthPort), kc, hap.TemplatePath, hap.CfgPath}
-	if err := l.startMonitor(m); err != nil {
-		return nil, err
-	}
-	if err := l.writeKeepalived(m, "1"); err != nil {
-		return nil, err
-	}
-	return m, l.startKeepalived(m)
+// baselineArgv is the stand-in monitor's command line for m. Flags first:
+// it parses with Go's flag package, which stops at the first positional
+// argument (the original's pflag does not).
+func baselineArgv(m *master, vip, kubeconfig string) []string {
+	return []string{"--api-port", "6443", "--lb-port", "9445", "--stat-port", "29445",
+		"--check-interval", "6s", "--api-vips", vip, "--reload-socket", m.hap.MasterSock, "--api-redirect",
+		"--probe-url", fmt.Sprintf("http://127.0.0.1:%d/haproxy_ready", baselineHealthPort),
+		kubeconfig, m.hap.TemplatePath, m.hap.CfgPath}
 }
 
 // baselineKeepalived is the original's keepalived settings for m: the track
@@ -151,7 +91,7 @@ func TestBaselineLab(t *testing.T) {
 	if os.Getenv("HAPM_LAB_BASELINE") == "" {
 		t.Skip("the baseline column runs with HAPM_LAB_BASELINE=1 (make lab-report)")
 	}
-	lb, err := setupBaseline(baselineFam, "o")
+	lb, err := setup(baselineFam, "o", true)
 	if lb != nil {
 		defer lb.teardown()
 	}

@@ -102,7 +102,7 @@ func run(m *testing.M) int {
 	if code, stop := need.Main("e2e", err); stop {
 		return code
 	}
-	l, err := setup(ipv4, "a")
+	l, err := setup(ipv4, "a", false)
 	if l != nil {
 		defer l.teardown()
 	}
@@ -125,10 +125,15 @@ type resultRow struct{ key, cells string }
 
 // setup builds a lab whose masters run haproxy, the monitor and keepalived
 // as processes.
-func setup(fam family, tag string) (*lab, error) {
+func setup(fam family, tag string, baseline bool) (*lab, error) {
 	l, err := setupBase(fam, tag)
 	if err != nil {
 		return l, err
+	}
+	if l.baseline = baseline; baseline {
+		if l.monitor, err = buildTool(l.dir, "./test/bench/baseline", "baseline"); err != nil {
+			return l, err
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -145,7 +150,15 @@ func setup(fam family, tag string) (*lab, error) {
 		}
 		l.masters = append(l.masters, m)
 	}
-	return l, l.converge()
+	if err := l.converge(); err != nil {
+		return l, err
+	}
+	// The scenarios start with the holder's redirect in; the baseline's
+	// takes three good probes, one per 6 s check interval.
+	if !harness.Poll(90*time.Second, 200*time.Millisecond, func() bool { return l.redirectRule(l.holder()) }) {
+		return l, fmt.Errorf("no redirect on the VIP holder %s\n%s", l.holder(), l.diagnose())
+	}
+	return l, nil
 }
 
 // converge waits until every haproxy serves the three apiservers and the
@@ -245,7 +258,14 @@ func setupBase(fam family, tag string) (*lab, error) {
 
 func (l *lab) startMaster(i int, name string) (*master, error) {
 	dir := filepath.Join(l.dir, name)
-	hap, err := harness.PrepareHAProxyPorts(dir, 9445, 29445, 50936)
+	var hap *harness.HAProxy
+	var err error
+	if l.baseline {
+		hap, err = harness.PrepareHAProxyFrom(dir, filepath.Join(repoRoot(), "test", "e2e", "baseline", "haproxy.cfg.tmpl"),
+			9445, 29445, baselineHealthPort, nil)
+	} else {
+		hap, err = harness.PrepareHAProxyPorts(dir, 9445, 29445, 50936)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -267,9 +287,13 @@ func (l *lab) startMaster(i int, name string) (*master, error) {
 	if err := l.cp.WriteNodeKubeconfig(kc, "https://"+net.JoinHostPort(l.vip, "6443"), name); err != nil {
 		return nil, err
 	}
-	m.margs = harness.MonitorArgs{Kubeconfig: kc, HAProxy: hap, APIPort: apiPort, VIPs: l.vip, HealthPort: monitorHealthPort,
-		Extra: []string{"--api-redirect=true", "--check-interval", "1s", "--lb-port", "9445", "--stat-port", "29445",
-			"--keepalived-track-file", m.track}}
+	if l.baseline {
+		m.argv = baselineArgv(m, l.vip, kc)
+	} else {
+		m.margs = harness.MonitorArgs{Kubeconfig: kc, HAProxy: hap, APIPort: apiPort, VIPs: l.vip, HealthPort: monitorHealthPort,
+			Extra: []string{"--api-redirect=true", "--check-interval", "1s", "--lb-port", "9445", "--stat-port", "29445",
+				"--keepalived-track-file", m.track}}
+	}
 	if err := l.startMonitor(m); err != nil {
 		return nil, err
 	}

@@ -277,7 +277,7 @@ func TestDeleteAndReAddMasterNode(t *testing.T) {
 // 7. The IPv6 lab: steady state and a dead kube-apiserver, with an IPv6 VIP,
 // IPv6 InternalIPs, ip6 nftables rules and VRRPv3.
 func TestIPv6(t *testing.T) {
-	l6, err := setup(ipv6, "b")
+	l6, err := setup(ipv6, "b", false)
 	if l6 != nil {
 		defer l6.teardown()
 	}
