@@ -12,7 +12,7 @@ import (
 // The baseline lab: the same three masters, client and load, with the
 // original's setup instead of ours (SPEC.md, "the original's production
 // settings"): the OpenShift-style haproxy template (checks every 5 s, down
-// after 3, no retry elsewhere, every change a reload), keepalived with a
+// after 3, no redispatch, every change a reload), keepalived with a
 // weight-20 track script on haproxy's monitor-uri every 2 s, 3 failures to
 // fail, and the original's monitor algorithm (test/bench/baseline: LIST every
 // 6 s, three identical polls, the redirect in after 3 good probes and out
@@ -115,8 +115,8 @@ func baselineText(baseline map[string]load.Result) string {
 		return ""
 	}
 	return "The last two columns are the same scenario, in the same run, against the original's setup (HAPM_LAB_BASELINE=1,\n" +
-		"test/e2e/baseline_test.go): the OpenShift-style haproxy template (checks every 5 s, down after 3 failures, no retry\n" +
-		"on another server, every change a reload), keepalived with a weight-20 track script on haproxy's monitor-uri every\n" +
+		"test/e2e/baseline_test.go): the OpenShift-style haproxy template (checks every 5 s, down after 3 failures, no\n" +
+		"redispatch to another server, every change a reload), keepalived with a weight-20 track script on haproxy's monitor-uri every\n" +
 		"2 s, 3 failures to fail, and the original's monitor algorithm (test/bench/baseline: a LIST every 6 s, three\n" +
 		"identical polls, the redirect in after 3 good probes and out after 11 bad ones, one per 6 s). VRRP priorities,\n" +
 		"advert_int 1, the reloader, the apiservers and the load are the lab's.\n\n"

@@ -124,7 +124,8 @@ var results []resultRow
 type resultRow struct{ key, cells string }
 
 // setup builds a lab whose masters run haproxy, the monitor and keepalived
-// as processes.
+// as processes: ours, or with baseline the original's setup (the template,
+// monitor and keepalived.conf of baseline_test.go).
 func setup(fam family, tag string, baseline bool) (*lab, error) {
 	l, err := setupBase(fam, tag)
 	if err != nil {
