@@ -72,7 +72,7 @@ vrrp_instance API_VIP {
     chk_ocp
   }
 }
-`, baselineHealthPort, 100+m.index, advert, l.vip)
+`, baselineHealthPort, priorityBase()+m.index, advert, l.vip)
 }
 
 // redirectRule reports whether name's nftables redirect of VIP:6443 is in.

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -304,6 +305,16 @@ func (l *lab) startMaster(i int, name string) (*master, error) {
 	return m, l.startKeepalived(m)
 }
 
+// priorityBase is m0's VRRP priority (m1, m2: one and two more): 100, or
+// HAPM_LAB_PRIORITY to try another skew time ((256 - priority)/256 of the
+// advert interval), e.g. HAPM_LAB_PRIORITY=240 make e2e.
+func priorityBase() int {
+	if v, err := strconv.Atoi(os.Getenv("HAPM_LAB_PRIORITY")); err == nil && v >= 1 && v <= 252 {
+		return v
+	}
+	return 100
+}
+
 // writeKeepalived renders m's keepalived.conf with the given advert interval
 // (below 1 s: VRRPv3).
 func (l *lab) writeKeepalived(m *master, advert string) error {
@@ -311,7 +322,7 @@ func (l *lab) writeKeepalived(m *master, advert string) error {
 		return os.WriteFile(filepath.Join(m.dir, "keepalived.conf"), []byte(l.baselineKeepalived(m, advert)), 0o644)
 	}
 	conf, err := keepalived.Render(filepath.Join(repoRoot(), "templates", "keepalived.conf.tmpl"), keepalived.Config{
-		Interface: "eth0", VirtualRouterID: 51, Priority: 100 + m.index, AuthPass: "hapmlab",
+		Interface: "eth0", VirtualRouterID: 51, Priority: priorityBase() + m.index, AuthPass: "hapmlab",
 		HealthURL: "http://127.0.0.1:50936/haproxy_ready", VIPs: []netip.Addr{netip.MustParseAddr(l.vip)},
 		TrackFile: m.track, AdvertInt: advert,
 	})
