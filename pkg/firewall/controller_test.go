@@ -34,6 +34,16 @@ func (r *rulesFake) Ensure() error {
 
 func (r *rulesFake) Remove() error { return nil }
 
+// eventually polls cond every millisecond for up to 5 s.
+func eventually(cond func() bool) bool {
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
 // What the controller reports is the rules' real state: a failed ensure is
 // not "installed", however good the probes are.
 func TestControllerReportsRealState(t *testing.T) {
@@ -54,10 +64,8 @@ func TestControllerReportsRealState(t *testing.T) {
 	go func() { c.Run(ctx); close(done) }()
 	wait := func(what string, cond func() bool) {
 		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
+		if !eventually(cond) {
+			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
 	wait("ensure attempts", func() bool { rules.mu.Lock(); defer rules.mu.Unlock(); return rules.ensured >= 3 })
@@ -144,10 +152,8 @@ func TestControllerHaproxyGoneAndHandOver(t *testing.T) {
 	go func() { c.Run(ctx); close(done) }()
 	wait := func(what string, cond func() bool) {
 		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s (track %v)", what, track.values())
-			}
+		if !eventually(cond) {
+			t.Fatalf("timed out waiting for %s (track %v)", what, track.values())
 		}
 	}
 	last := func() bool { v := track.values(); return len(v) > 0 && v[len(v)-1] }

@@ -199,10 +199,8 @@ func TestControllerHysteresisAndShutdown(t *testing.T) {
 	waitProbes := func(n int64) {
 		t.Helper()
 		start := probes.Load()
-		for deadline := time.Now().Add(5 * time.Second); probes.Load() < start+n; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("controller stopped probing")
-			}
+		if !eventually(func() bool { return probes.Load() >= start+n }) {
+			t.Fatal("controller stopped probing")
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -297,10 +295,8 @@ func TestControllerTakesOverFromAPredecessor(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() { c.Run(ctx); close(done) }()
-			for deadline := time.Now().Add(5 * time.Second); probes.Load() < 5; time.Sleep(time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatal("controller stopped probing")
-				}
+			if !eventually(func() bool { return probes.Load() >= 5 }) {
+				t.Fatal("controller stopped probing")
 			}
 			present, err := r.Present()
 			if err != nil {

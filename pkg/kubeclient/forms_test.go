@@ -18,23 +18,35 @@ import (
 )
 
 // tokenServer is an apiserver stand-in that records the bearer tokens it is
-// sent, behind a certificate of ca for api.example and 127.0.0.1.
-func tokenServer(t *testing.T, ca *testCA) (*httptest.Server, func() []string) {
+// sent, behind a certificate of a new CA for api.example and 127.0.0.1. It
+// returns the kubeconfig cluster entry that reaches it (the CA written to
+// dir).
+func tokenServer(t *testing.T, dir string) (srv *httptest.Server, cluster string, seen func() []string) {
 	t.Helper()
+	ca := newTestCA(t)
+	caFile := filepath.Join(dir, "ca.crt")
+	writeFile(t, caFile, ca.pem, 0o600)
 	var mu sync.Mutex
-	var seen []string
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var tokens []string
+	srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		seen = append(seen, strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+		tokens = append(tokens, strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
 		mu.Unlock()
 	}))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.serving(t)}, MinVersion: tls.VersionTLS12}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	return srv, func() []string {
+	return srv, `{server: "` + srv.URL + `", certificate-authority: "` + caFile + `"}`, func() []string {
 		mu.Lock()
 		defer mu.Unlock()
-		return append([]string(nil), seen...)
+		return append([]string(nil), tokens...)
+	}
+}
+
+func writeFile(t *testing.T, path string, data []byte, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, data, mode); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -56,14 +68,11 @@ func get(t *testing.T, cfg *rest.Config, url string) {
 // the failover dialer: the plugin runs and its token is sent. Before, the
 // monitor refused such a kubeconfig at start.
 func TestExecCredentialPlugin(t *testing.T) {
-	ca := newTestCA(t)
-	srv, seen := tokenServer(t, ca)
 	dir := t.TempDir()
-	caFile := filepath.Join(dir, "ca.crt")
-	_ = os.WriteFile(caFile, ca.pem, 0o600)
+	srv, cluster, seen := tokenServer(t, dir)
 	plugin := filepath.Join(dir, "credential-plugin")
-	_ = os.WriteFile(plugin, []byte("#!/bin/sh\necho '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"from-the-plugin\"}}'\n"), 0o755)
-	kc := writeKubeconfig(t, dir, `{server: "`+srv.URL+`", certificate-authority: "`+caFile+`"}`,
+	writeFile(t, plugin, []byte("#!/bin/sh\necho '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"from-the-plugin\"}}'\n"), 0o755)
+	kc := writeKubeconfig(t, dir, cluster,
 		`{exec: {apiVersion: client.authentication.k8s.io/v1, command: "`+plugin+`", interactiveMode: Never}}`)
 	cfg, eps, err := Load(kc, 6443, time.Second, nil)
 	if err != nil {
@@ -80,20 +89,17 @@ func TestExecCredentialPlugin(t *testing.T) {
 
 // A token file is read again as soon as it changes, not a minute later.
 func TestTokenFileRotation(t *testing.T) {
-	ca := newTestCA(t)
-	srv, seen := tokenServer(t, ca)
 	dir := t.TempDir()
-	caFile := filepath.Join(dir, "ca.crt")
-	_ = os.WriteFile(caFile, ca.pem, 0o600)
+	srv, cluster, seen := tokenServer(t, dir)
 	tok := filepath.Join(dir, "token")
-	_ = os.WriteFile(tok, []byte("first\n"), 0o600)
-	kc := writeKubeconfig(t, dir, `{server: "`+srv.URL+`", certificate-authority: "`+caFile+`"}`, `{tokenFile: "`+tok+`"}`)
+	writeFile(t, tok, []byte("first\n"), 0o600)
+	kc := writeKubeconfig(t, dir, cluster, `{tokenFile: "`+tok+`"}`)
 	cfg, _, err := Load(kc, 6443, time.Second, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	get(t, cfg, srv.URL)
-	_ = os.WriteFile(tok, []byte("second-and-longer\n"), 0o600)
+	writeFile(t, tok, []byte("second-and-longer\n"), 0o600)
 	get(t, cfg, srv.URL)
 	if got := seen(); len(got) != 2 || got[0] != "first" || got[1] != "second-and-longer" {
 		t.Fatalf("server saw tokens %v", got)

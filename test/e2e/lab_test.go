@@ -425,6 +425,13 @@ func (ld *runningLoad) stop(t *testing.T) load.Result {
 	return r
 }
 
+// vipMoveOutage bounds the longest outage of a scenario that moves the VIP
+// under load: a request caught in flight by the move can hang until the
+// client's 2 s timeout, and when all four workers are caught at once that
+// timeout is the outage (seen in scenarios 11 and K6, 2.05 s). The failure
+// counts keep their tighter bounds.
+const vipMoveOutage = 3 * time.Second
+
 // bound fails the scenario when it lost more than a regression allows:
 // about twice what it measured when the bound was set (LAB.md).
 func bound(t *testing.T, r load.Result, maxFailed int64, maxOutage time.Duration) {

@@ -229,13 +229,20 @@ func (h *HAProxy) Servers() (map[string]runtimeapi.Server, error) {
 // all UP. Each entry is "name" or "name@address".
 func (h *HAProxy) ServersUp(want ...string) bool {
 	s, err := h.Servers()
-	if err != nil || len(s) != len(want) {
+	return err == nil && serversUp(s, true, want)
+}
+
+// serversUp reports whether s is exactly want, all UP (and, unless
+// draining is allowed, none draining). Each entry is "name" or
+// "name@address".
+func serversUp(s map[string]runtimeapi.Server, draining bool, want []string) bool {
+	if len(s) != len(want) {
 		return false
 	}
 	for _, w := range want {
 		name, addr, _ := strings.Cut(w, "@")
 		got, ok := s[name]
-		if !ok || !got.Up || (addr != "" && got.Addr != addr) {
+		if !ok || !got.Up || (addr != "" && got.Addr != addr) || (!draining && got.Draining()) {
 			return false
 		}
 	}

@@ -410,15 +410,7 @@ func (n *KubeletNode) Servers() (map[string]runtimeapi.Server, error) {
 // all UP and none draining.
 func (n *KubeletNode) ServersUp(want ...string) bool {
 	s, err := n.Servers()
-	if err != nil || len(s) != len(want) {
-		return false
-	}
-	for _, w := range want {
-		if got, ok := s[w]; !ok || !got.Up || got.Draining() {
-			return false
-		}
-	}
-	return true
+	return err == nil && serversUp(s, false, want)
 }
 
 // Log is the tail of the kubelet's and containerd's logs, for failures.

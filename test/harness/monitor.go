@@ -83,6 +83,18 @@ func FileUnchanged(path string, want []byte) bool {
 	return err == nil && string(got) == string(want)
 }
 
+// WaitReadyz polls /readyz until ok accepts its answer or timeout passes,
+// and returns the last body and whether ok accepted it.
+func WaitReadyz(port int, timeout time.Duration, ok func(code int, body string) bool) (string, bool) {
+	var body string
+	met := Poll(timeout, 50*time.Millisecond, func() bool {
+		var code int
+		code, body = Readyz(port)
+		return ok(code, body)
+	})
+	return body, met
+}
+
 // Readyz returns the monitor's /readyz status code and body.
 func Readyz(port int) (int, string) {
 	c := &http.Client{Timeout: time.Second}

@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"net"
@@ -94,10 +93,11 @@ func ReapStaleLabs(logf func(string, ...any)) {
 	}
 	for _, e := range entries {
 		path := filepath.Join(recordDir, e.Name())
-		lines, err := readLines(path)
-		if err != nil || len(lines) == 0 {
+		b, err := os.ReadFile(path)
+		if err != nil {
 			continue
 		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 		f := strings.Fields(lines[0])
 		if len(f) == 3 && f[0] == "owner" {
 			if pid, err := strconv.Atoi(f[1]); err == nil {
@@ -110,20 +110,6 @@ func ReapStaleLabs(logf func(string, ...any)) {
 		reap(e.Name(), lines[1:])
 		_ = os.Remove(path)
 	}
-}
-
-func readLines(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		out = append(out, s.Text())
-	}
-	return out, s.Err()
 }
 
 func reap(prefix string, lines []string) {

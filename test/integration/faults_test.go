@@ -19,16 +19,11 @@ import (
 func TestTemplateUpdatedWhileRunning(t *testing.T) {
 	s := newSite(t)
 	port := s.health()
-	s.node("m1", harness.MasterLabel, 11)
-	s.startHAProxy()
-	s.startMonitor()
-	s.waitServing(30*time.Second, "m1")
+	s.startWithM1()
 	orig, _ := os.ReadFile(s.hap.TemplatePath)
 	replace := func(text string) {
 		tmp := s.hap.TemplatePath + ".new"
-		if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeFile(t, tmp, []byte(text), 0o644)
 		if err := os.Rename(tmp, s.hap.TemplatePath); err != nil {
 			t.Fatal(err)
 		}
@@ -41,12 +36,9 @@ func TestTemplateUpdatedWhileRunning(t *testing.T) {
 	}
 	before := s.cfg()
 	replace("{{ range .LBConfig.Backends }}\n")
-	var body string
-	if !harness.Poll(20*time.Second, 50*time.Millisecond, func() bool {
-		var code int
-		code, body = harness.Readyz(port)
+	if body, ok := harness.WaitReadyz(port, 20*time.Second, func(code int, body string) bool {
 		return code == 503 && strings.Contains(body, "template cannot be used")
-	}) {
+	}); !ok {
 		t.Fatalf("/readyz with a broken template: %q", body)
 	}
 	if !harness.FileUnchanged(s.hap.CfgPath, before) || s.hap.ReloadsReceived() != reloads+1 {
@@ -79,16 +71,11 @@ func TestWrongCASaysWhy(t *testing.T) {
 	if err := wrong.WriteKubeconfig(s.args.Kubeconfig, cp.APIServers[0].URL); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(s.hap.CfgPath, []byte("# kept\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, s.hap.CfgPath, []byte("# kept\n"), 0o644)
 	s.startMonitor()
-	var body string
-	if !harness.Poll(30*time.Second, 100*time.Millisecond, func() bool {
-		var code int
-		code, body = harness.Readyz(port)
+	if body, ok := harness.WaitReadyz(port, 30*time.Second, func(code int, body string) bool {
 		return code == 200 && strings.Contains(body, "last-known-good") && strings.Contains(body, "certificate signed by unknown authority")
-	}) {
+	}); !ok {
 		t.Fatalf("/readyz = %q, want last-known-good naming the certificate problem", body)
 	}
 }
@@ -96,10 +83,7 @@ func TestWrongCASaysWhy(t *testing.T) {
 // Two monitors for one file: the second refuses to start, naming the first.
 func TestSecondMonitorOnOneFileRefused(t *testing.T) {
 	s := newSite(t)
-	s.node("m1", harness.MasterLabel, 11)
-	s.startHAProxy()
-	s.startMonitor()
-	s.waitServing(30*time.Second, "m1")
+	s.startWithM1()
 	args := s.args
 	args.HealthPort = 0
 	p, err := harness.StartMonitor(monitorBin, filepath.Join(s.dir, "second.log"), args)

@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,13 +31,10 @@ func TestKubeconfigExecPlugin(t *testing.T) {
 		"status": map[string]string{"clientCertificateData": string(certPEM), "clientKeyData": string(keyPEM)}})
 	credFile := filepath.Join(s.dir, "credential.json")
 	plugin := filepath.Join(s.dir, "credential-plugin")
-	_ = os.WriteFile(credFile, cred, 0o600)
-	_ = os.WriteFile(plugin, []byte("#!/bin/sh\nexec cat "+credFile+"\n"), 0o755)
+	writeFile(t, credFile, cred, 0o600)
+	writeFile(t, plugin, []byte("#!/bin/sh\nexec cat "+credFile+"\n"), 0o755)
 	writeKubeconfigUser(t, s.args.Kubeconfig, `{exec: {apiVersion: client.authentication.k8s.io/v1, command: "`+plugin+`", interactiveMode: Never}}`)
-	s.node("m1", harness.MasterLabel, 11)
-	s.startHAProxy()
-	s.startMonitor()
-	s.waitServing(30*time.Second, "m1")
+	s.startWithM1()
 }
 
 // A token file that turns invalid after sync (revoked): the file on disk
@@ -49,26 +45,20 @@ func TestFailingAPIAfterSync(t *testing.T) {
 	s := newSite(t)
 	port := s.health()
 	tok := filepath.Join(s.dir, "token")
-	_ = os.WriteFile(tok, []byte(cp.Token+"\n"), 0o600)
+	writeFile(t, tok, []byte(cp.Token+"\n"), 0o600)
 	writeKubeconfigUser(t, s.args.Kubeconfig, `{tokenFile: "`+tok+`"}`)
-	s.node("m1", harness.MasterLabel, 11)
-	s.startHAProxy()
-	s.startMonitor()
-	s.waitServing(30*time.Second, "m1")
+	s.startWithM1()
 	before := s.cfg()
-	_ = os.WriteFile(tok, []byte("revoked\n"), 0o600)
+	writeFile(t, tok, []byte("revoked\n"), 0o600)
 	// The open watches would carry on: restart the apiserver to end them.
 	api := cp.APIServers[0]
 	cp.StopAPIServer(api)
 	if err := cp.StartAPIServer(context.Background(), api); err != nil {
 		t.Fatal(err)
 	}
-	var body string
-	if !harness.Poll(60*time.Second, 100*time.Millisecond, func() bool {
-		var code int
-		code, body = harness.Readyz(port)
+	if body, ok := harness.WaitReadyz(port, 60*time.Second, func(code int, body string) bool {
 		return code == 200 && strings.Contains(body, "API requests failing since") && strings.Contains(body, "Unauthorized")
-	}) {
+	}); !ok {
 		t.Fatalf("/readyz never said the API fails: %q", body)
 	}
 	if m := scrape(t, port); m["haproxy_monitor_api_failing_seconds"] <= 0 {
@@ -77,8 +67,8 @@ func TestFailingAPIAfterSync(t *testing.T) {
 	if !harness.FileUnchanged(s.hap.CfgPath, before) {
 		t.Fatal("the cfg changed while the API refused us")
 	}
-	_ = os.WriteFile(tok, []byte(cp.Token+"\n"), 0o600)
-	if !harness.Poll(60*time.Second, 100*time.Millisecond, func() bool { code, b := harness.Readyz(port); body = b; return code == 200 && b == "ok\n" }) {
+	writeFile(t, tok, []byte(cp.Token+"\n"), 0o600)
+	if body, ok := harness.WaitReadyz(port, 60*time.Second, func(code int, body string) bool { return code == 200 && body == "ok\n" }); !ok {
 		t.Fatalf("/readyz after the token was restored: %q", body)
 	}
 }

@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -95,9 +94,7 @@ func TestIdentityThatMayReadNothing(t *testing.T) {
 	}
 	s.node("m1", harness.MasterLabel, 11)
 	const precious = "# precious, must survive\n"
-	if err := os.WriteFile(s.hap.CfgPath, []byte(precious), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, s.hap.CfgPath, []byte(precious), 0o644)
 	s.startHAProxy()
 	s.startMonitor()
 	s.waitLog(30*time.Second, "no readable source of control-plane members")

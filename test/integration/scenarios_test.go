@@ -167,8 +167,7 @@ func TestMonitorRestartWhileAPIDown(t *testing.T) {
 	if err := cp.StartAPIServer(context.Background(), api); err != nil {
 		t.Fatal(err)
 	}
-	if !harness.Poll(60*time.Second, 50*time.Millisecond, func() bool { code, body := harness.Readyz(port); return code == 200 && body == "ok\n" }) {
-		_, body := harness.Readyz(port)
+	if body, ok := harness.WaitReadyz(port, 60*time.Second, func(code int, body string) bool { return code == 200 && body == "ok\n" }); !ok {
 		t.Fatalf("monitor not ready after the API returned: %s", body)
 	}
 	if s.hap.ReloadsReceived() != reloads {
@@ -200,14 +199,12 @@ func TestReloaderAppearsLater(t *testing.T) {
 func TestBadInputLeavesDiskAlone(t *testing.T) {
 	s := newSite(t)
 	const precious = "# precious, must survive\n"
-	if err := os.WriteFile(s.hap.CfgPath, []byte(precious), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, s.hap.CfgPath, []byte(precious), 0o644)
 	s.node("m1", harness.MasterLabel, 11)
 	brokenTmpl := filepath.Join(s.dir, "broken.tmpl")
-	_ = os.WriteFile(brokenTmpl, []byte("{{ range .LBConfig.Backends }}"), 0o644)
+	writeFile(t, brokenTmpl, []byte("{{ range .LBConfig.Backends }}"), 0o644)
 	garbageKC := filepath.Join(s.dir, "garbage.kubeconfig")
-	_ = os.WriteFile(garbageKC, []byte("this: [is not a kubeconfig"), 0o644)
+	writeFile(t, garbageKC, []byte("this: [is not a kubeconfig"), 0o644)
 
 	cases := []struct {
 		name, want string
@@ -246,10 +243,7 @@ func TestBadInputLeavesDiskAlone(t *testing.T) {
 // the cfg and haproxy stay as they were.
 func TestReadOnlyConfigDir(t *testing.T) {
 	s := newSite(t)
-	s.node("m1", harness.MasterLabel, 11)
-	s.startHAProxy()
-	s.startMonitor()
-	s.waitServing(30*time.Second, "m1")
+	s.startWithM1()
 	s.stopMonitor()
 	before := s.cfg()
 	reloads := s.hap.ReloadsReceived()
@@ -329,10 +323,7 @@ func TestBurstIsDebounced(t *testing.T) {
 // serves something else, and reloads.
 func TestRestartAfterLostReload(t *testing.T) {
 	s := newSite(t)
-	s.node("m1", harness.MasterLabel, 11)
-	s.startHAProxy()
-	s.startMonitor()
-	s.waitServing(30*time.Second, "m1")
+	s.startWithM1()
 	s.stopMonitor()
 	// A monitor whose reload cannot be delivered writes the new file.
 	s.node("m2", harness.MasterLabel, 12)

@@ -72,6 +72,24 @@ func newSite(t *testing.T) *site {
 	return s
 }
 
+// writeFile writes a test input, failing t if it cannot.
+func writeFile(t *testing.T, path string, data []byte, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, data, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startWithM1 registers master m1, starts haproxy and the monitor, and waits
+// until haproxy serves m1: most scenarios' starting point.
+func (s *site) startWithM1() {
+	s.t.Helper()
+	s.node("m1", harness.MasterLabel, 11)
+	s.startHAProxy()
+	s.startMonitor()
+	s.waitServing(30*time.Second, "m1")
+}
+
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {

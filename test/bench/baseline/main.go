@@ -13,9 +13,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -144,16 +142,9 @@ func observe(ctx context.Context, client kubernetes.Interface, opts lbconfig.Opt
 // redirect in, 11 bad to take it out, whatever the failure; out on exit.
 func redirectLoop(ctx context.Context, rules *firewall.Redirect, url string, interval time.Duration) {
 	h := firewall.Hysteresis{OnAfter: 3, OffAfter: 11}
-	client := &http.Client{} // no timeout, as the original's
+	probe := firewall.HTTPProbe(url) // no timeout but the shutdown, as the original's
 	for ctx.Err() == nil {
-		ok := false
-		if req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil); err == nil {
-			if resp, err := client.Do(req); err == nil {
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				ok = resp.StatusCode/100 == 2
-			}
-		}
+		ok := probe(ctx) == nil
 		if ctx.Err() != nil {
 			break // a probe cut short by the shutdown is no observation
 		}
