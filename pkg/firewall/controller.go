@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/keepalived"
 )
 
 // Rules is what the controller switches; *Redirect in production.
@@ -24,15 +27,22 @@ type Present interface {
 	Present() (bool, error)
 }
 
-// TrackState is implemented by a Tracker that can tell what it last said.
-type TrackState interface {
-	Serving() (bool, error)
+// Holder is implemented by Rules that can hold new connections to the VIP
+// (drop their SYNs, so clients send them again a second later) while the
+// VIP moves away; Remove releases the hold with the rules.
+type Holder interface {
+	Hold() error
 }
 
-// Tracker is told whether the local haproxy serves: keepalived's track file
+// TrackState is implemented by a Tracker that can tell what it last said.
+type TrackState interface {
+	Level() (keepalived.Level, error)
+}
+
+// Tracker is told what this node serves: keepalived's track file
 // (keepalived.TrackFile) in production.
 type Tracker interface {
-	Set(serving bool) error
+	Set(keepalived.Level) error
 }
 
 // Controller probes haproxy every ProbeInterval and switches the redirect with
@@ -53,21 +63,31 @@ type Controller struct {
 	// true once they were ensured, false once removed or when ensuring them
 	// failed.
 	Installed func(on bool)
-	// Track, if set, is told after every probe whether haproxy serves (out
-	// at once when nothing listens, after two bad probes otherwise, back after
-	// two good ones), and that it does not when the controller stops.
+	// Track, if set, is told after every probe what this node serves:
+	// Serving while haproxy does (it stops at once when nothing listens,
+	// after two bad probes otherwise, and is back after two good ones);
+	// otherwise LocalOnly while LocalProbe passes, Fault when it does not;
+	// Fault when the controller stops.
 	Track      Tracker
 	TrackError func(error)
+	// LocalProbe checks the local apiserver, which VIP:api-port reaches
+	// directly once the redirect is out; nil: Fault whenever haproxy does
+	// not serve.
+	LocalProbe func(ctx context.Context) error
 	// HoldsVIP, if set with Track, reports whether a VIP is on this node: on
-	// shutdown the controller waits (at most HandOver) for keepalived to
-	// move it away before it takes the redirect out, so no client is sent to
-	// a node that is going.
+	// shutdown the controller holds new connections to it (Rules that are a
+	// Holder), faults the track file and waits (at most HandOver) for
+	// keepalived to move the VIP away, then Settle more for another node to
+	// take it, before it takes the redirect and the hold out. A client's
+	// new connection waits for its SYN's retransmission instead of landing
+	// on a node that is going, and what was in flight finishes there.
 	HoldsVIP func() bool
 	HandOver time.Duration
+	Settle   time.Duration
 
 	installed bool
 	track     Hysteresis
-	tracked   *bool
+	tracked   *keepalived.Level
 	observed  time.Time // the hysteresis' last observation
 }
 
@@ -123,28 +143,36 @@ func (c *Controller) takeOver(ctx context.Context) {
 		c.setInstalled(false)
 	}
 	if s, ok := c.Track.(TrackState); ok && err == nil {
-		if serving, serr := s.Serving(); serr == nil && serving {
+		if l, serr := s.Level(); serr == nil && l == keepalived.Serving {
 			c.track.Start(true)
-			c.tracked = &serving
+			c.tracked = &l
 			c.Log.Info("haproxy serves: keepalived's track file already says so")
 		}
 	}
 }
 
-// shutdown tells keepalived this node no longer serves, waits until the VIP
-// has left (bounded), then removes the rules.
+// shutdown holds new connections to the VIP, tells keepalived this node is
+// going, waits until the VIP has left (bounded) and another node has had
+// time to take it, then removes the rules and the hold.
 func (c *Controller) shutdown() {
 	if c.Track != nil {
-		c.setTracked(false)
-		if c.HoldsVIP != nil {
+		holding := c.HoldsVIP != nil && c.HoldsVIP()
+		if h, ok := c.Rules.(Holder); ok && holding {
+			if err := h.Hold(); err != nil {
+				c.Log.WithError(err).Warn("holding new connections to the VIP while it moves")
+			}
+		}
+		c.setTracked(keepalived.Fault)
+		if holding {
 			start := time.Now()
 			for c.HoldsVIP() && time.Since(start) < c.HandOver {
-				time.Sleep(50 * time.Millisecond)
+				time.Sleep(20 * time.Millisecond)
 			}
 			if c.HoldsVIP() {
 				c.Log.WithField("waited", c.HandOver).Warn("the VIP did not leave this node; removing the API redirect anyway")
 			} else {
 				c.Log.WithField("after", time.Since(start).Round(time.Millisecond)).Info("the VIP left this node")
+				time.Sleep(c.Settle)
 			}
 		}
 	}
@@ -174,7 +202,7 @@ func (c *Controller) step(ctx context.Context) {
 			c.track.Reset()
 			serving = false
 		}
-		c.setTracked(serving)
+		c.setTracked(c.level(ctx, serving))
 	}
 	observe := time.Since(c.observed) >= c.Interval-c.Interval/10
 	if !observe && !(gone && c.Hysteresis.Active()) {
@@ -219,18 +247,35 @@ type noRules struct{}
 func (noRules) Ensure() error { return nil }
 func (noRules) Remove() error { return nil }
 
-func (c *Controller) setTracked(serving bool) {
-	if c.tracked != nil && *c.tracked == serving {
+// level is what keepalived is told: Serving while haproxy serves, else
+// LocalOnly while the local apiserver answers, else Fault.
+func (c *Controller) level(ctx context.Context, serving bool) keepalived.Level {
+	if serving {
+		return keepalived.Serving
+	}
+	if c.LocalProbe == nil {
+		return keepalived.Fault
+	}
+	pctx, cancel := context.WithTimeout(ctx, min(c.Interval, time.Second))
+	defer cancel()
+	if c.LocalProbe(pctx) != nil {
+		return keepalived.Fault
+	}
+	return keepalived.LocalOnly
+}
+
+func (c *Controller) setTracked(l keepalived.Level) {
+	if c.tracked != nil && *c.tracked == l {
 		return
 	}
-	if err := c.Track.Set(serving); err != nil {
+	if err := c.Track.Set(l); err != nil {
 		if c.TrackError != nil {
 			c.TrackError(err)
 		}
 		return
 	}
-	c.tracked = &serving
-	c.Log.WithField("serving", serving).Info("told keepalived whether this node's haproxy serves")
+	c.tracked = &l
+	c.Log.WithField("level", l.String()).Info("told keepalived what this node serves")
 }
 
 func (c *Controller) setInstalled(on bool) {
@@ -262,5 +307,31 @@ func HTTPProbe(url string) func(ctx context.Context) error {
 			return fmt.Errorf("%s: %s", url, resp.Status)
 		}
 		return nil
+	}
+}
+
+// APIServerProbe returns a probe of a kube-apiserver's /readyz at url that
+// skips certificate verification (it asks only whether the apiserver
+// serves): 200 passes, and so do 401 and 403, an apiserver that serves but
+// does not answer anonymous readiness checks.
+func APIServerProbe(url string) func(ctx context.Context) error {
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true,
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}}} //nolint:gosec // readiness only, nothing sent
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		switch resp.StatusCode {
+		case http.StatusOK, http.StatusUnauthorized, http.StatusForbidden:
+			return nil
+		}
+		return fmt.Errorf("%s: %s", url, resp.Status)
 	}
 }

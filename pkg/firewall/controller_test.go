@@ -3,6 +3,7 @@ package firewall
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/keepalived"
 )
 
 // rulesFake fails Ensure while broken is set.
@@ -107,26 +110,55 @@ func TestDifferenceProbeHasTimeout(t *testing.T) {
 
 type trackFake struct {
 	mu  sync.Mutex
-	got []bool
+	got []keepalived.Level
 }
 
-func (f *trackFake) Set(serving bool) error {
+func (f *trackFake) Set(l keepalived.Level) error {
 	f.mu.Lock()
-	f.got = append(f.got, serving)
+	f.got = append(f.got, l)
 	f.mu.Unlock()
 	return nil
 }
 
-func (f *trackFake) values() []bool {
+func (f *trackFake) values() []keepalived.Level {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]bool(nil), f.got...)
+	return append([]keepalived.Level(nil), f.got...)
 }
+
+// last is the last level written (not holdRules' entries), or -1.
+func (f *trackFake) last() keepalived.Level {
+	v := f.values()
+	for i := len(v) - 1; i >= 0; i-- {
+		if v[i] >= 0 {
+			return v[i]
+		}
+	}
+	return -1
+}
+
+// holdRules is rulesFake that can hold, and logs Hold and Remove into the
+// same log as its track file.
+type holdRules struct {
+	rulesFake
+	log *trackFake
+}
+
+func (r *holdRules) Hold() error   { return r.log.Set(held) }
+func (r *holdRules) Remove() error { return r.log.Set(removed) }
+
+// Entries holdRules writes beside the levels.
+const (
+	held    keepalived.Level = -10
+	removed keepalived.Level = -11
+)
 
 // haproxy gone (nothing listens): the redirect comes out and keepalived is
 // told at the next probe, without waiting out the 11-probe hysteresis; a
-// 503 keeps the hysteresis. On shutdown the node says it no longer serves
-// and waits for the VIP to leave before the rules come out.
+// 503 keeps the hysteresis. While haproxy does not serve, keepalived hears
+// LocalOnly if the local apiserver answers, Fault if not. On shutdown new
+// connections are held, the node faults, and the rules come out only after
+// the VIP has left and Settle has passed.
 func TestControllerHaproxyGoneAndHandOver(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -137,16 +169,23 @@ func TestControllerHaproxyGoneAndHandOver(t *testing.T) {
 	code.Store(200)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(int(code.Load())) })}
 	go func() { _ = srv.Serve(ln) }()
-	rules := &rulesFake{}
 	track := &trackFake{}
-	var holds atomic.Bool
+	rules := &holdRules{log: track}
+	var holds, localOK atomic.Bool
 	holds.Store(true)
+	localOK.Store(true)
 	var installed atomic.Bool
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	c := &Controller{Rules: rules, Probe: HTTPProbe("http://" + addr + "/haproxy_ready"), Interval: 100 * time.Millisecond,
 		Hysteresis: Hysteresis{OnAfter: 1, OffAfter: 11}, Log: log, Installed: func(on bool) { installed.Store(on) },
-		Track: track, HoldsVIP: holds.Load, HandOver: 5 * time.Second}
+		Track: track, HoldsVIP: holds.Load, HandOver: 5 * time.Second, Settle: 300 * time.Millisecond,
+		LocalProbe: func(context.Context) error {
+			if localOK.Load() {
+				return nil
+			}
+			return errors.New("local apiserver: 500")
+		}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { c.Run(ctx); close(done) }()
@@ -156,24 +195,32 @@ func TestControllerHaproxyGoneAndHandOver(t *testing.T) {
 			t.Fatalf("timed out waiting for %s (track %v)", what, track.values())
 		}
 	}
-	last := func() bool { v := track.values(); return len(v) > 0 && v[len(v)-1] }
-	wait("installed and serving", func() bool { return installed.Load() && last() })
+	says := func(l keepalived.Level) func() bool { return func() bool { return track.last() == l } }
+	wait("installed and serving", func() bool { return installed.Load() && track.last() == keepalived.Serving })
 
 	code.Store(503) // no backend: the hysteresis holds the redirect
-	wait("keepalived told", func() bool { return !last() })
+	wait("keepalived told the local apiserver serves", says(keepalived.LocalOnly))
+	localOK.Store(false)
+	wait("keepalived told nothing serves", says(keepalived.Fault))
 	if !installed.Load() {
 		t.Fatal("a 503 took the redirect out before 11 bad probes")
 	}
 	code.Store(200)
-	wait("serving again", last)
+	wait("serving again", says(keepalived.Serving))
 
+	localOK.Store(true)
 	srv.Close() // haproxy gone: refused
 	start := time.Now()
-	wait("the redirect out", func() bool { return !installed.Load() && !last() })
+	wait("the redirect out", func() bool { return !installed.Load() && track.last() == keepalived.LocalOnly })
 	if d := time.Since(start); d > 500*time.Millisecond {
 		t.Fatalf("took %v with nothing listening; 11 probes of 100 ms would be 1.1 s", d)
 	}
+	localOK.Store(false)
+	wait("fault once the local apiserver fails too", says(keepalived.Fault))
+	localOK.Store(true)
+	wait("local only again", says(keepalived.LocalOnly))
 
+	before := len(track.values())
 	cancel()
 	select {
 	case <-done:
@@ -181,8 +228,14 @@ func TestControllerHaproxyGoneAndHandOver(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 	holds.Store(false)
+	left := time.Now()
 	<-done
-	if v := track.values(); v[len(v)-1] {
-		t.Fatal("a stopping monitor left the track file saying it serves")
+	if d := time.Since(left); d < c.Settle {
+		t.Fatalf("rules out %v after the VIP left; want at least Settle (%v)", d, c.Settle)
+	}
+	got := track.values()[before:]
+	want := []keepalived.Level{held, keepalived.Fault, removed}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("shutdown did %v; want hold, fault, remove (%v)", got, want)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/keepalived"
 	"github.com/haproxy-monitor/haproxy-monitor/test/need"
 )
 
@@ -240,17 +241,17 @@ func TestControllerHysteresisAndShutdown(t *testing.T) {
 // stateTrack is a track file that remembers what it says.
 type stateTrack struct {
 	trackFake
-	says bool
+	says keepalived.Level
 }
 
-func (s *stateTrack) Set(serving bool) error {
+func (s *stateTrack) Set(l keepalived.Level) error {
 	s.mu.Lock()
-	s.says = serving
+	s.says = l
 	s.mu.Unlock()
-	return s.trackFake.Set(serving)
+	return s.trackFake.Set(l)
 }
 
-func (s *stateTrack) Serving() (bool, error) {
+func (s *stateTrack) Level() (keepalived.Level, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.says, nil
@@ -277,7 +278,7 @@ func TestControllerTakesOverFromAPredecessor(t *testing.T) {
 			if ok, err := r.Present(); err != nil || !ok {
 				t.Fatalf("rules just ensured not present: %v %v", ok, err)
 			}
-			track := &stateTrack{says: true}
+			track := &stateTrack{says: keepalived.Serving}
 			var probes atomic.Int64
 			var installed atomic.Bool
 			log := logrus.New()
@@ -311,9 +312,118 @@ func TestControllerTakesOverFromAPredecessor(t *testing.T) {
 			if tc.healthy && len(got) != 0 {
 				t.Errorf("keepalived told %v while haproxy served throughout; want nothing written", got)
 			}
-			if !tc.healthy && (len(got) == 0 || got[0]) {
-				t.Errorf("keepalived told %v; want not serving at once", got)
+			if !tc.healthy && (len(got) == 0 || got[0] != keepalived.Fault) {
+				t.Errorf("keepalived told %v; want fault at once (no local apiserver probe)", got)
 			}
 		})
+	}
+}
+
+// The hold drops new connections from other hosts to VIP:api-port, so their
+// SYNs are sent again later, while connections already established go on;
+// Remove releases it with the redirect.
+func TestHoldDropsNewConnectionsOnly(t *testing.T) {
+	if _, err := exec.LookPath("socat"); err != nil {
+		t.Skip("socat not installed")
+	}
+	node, fd := netns(t)
+	client, _ := netns(t)
+	a, b := fmt.Sprintf("hh%d", os.Getpid()%100000), fmt.Sprintf("hc%d", os.Getpid()%100000)
+	run(t, "ip", "link", "add", a, "netns", node, "type", "veth", "peer", "name", b, "netns", client)
+	run(t, "ip", "-n", node, "addr", "add", "198.18.9.1/24", "dev", a)
+	run(t, "ip", "-n", node, "addr", "add", "198.18.9.100/32", "dev", a)
+	run(t, "ip", "-n", client, "addr", "add", "198.18.9.2/24", "dev", b)
+	run(t, "ip", "-n", node, "link", "set", a, "up")
+	run(t, "ip", "-n", client, "link", "set", b, "up")
+	echo := exec.Command("ip", "netns", "exec", node, "socat", "TCP-LISTEN:9445,bind=0.0.0.0,reuseaddr,fork", "EXEC:cat")
+	if err := echo.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = echo.Process.Kill(); _ = echo.Wait() })
+	r := &Redirect{VIPs: vips("198.18.9.100"), APIPort: 6443, LBPort: 9445, NetNSFd: fd}
+	if err := r.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	connect := func() error {
+		out, err := exec.Command("ip", "netns", "exec", client, "bash", "-c",
+			"echo ping | socat -T1 - TCP:198.18.9.100:6443,connect-timeout=0.5").CombinedOutput()
+		if err == nil && strings.TrimSpace(string(out)) != "ping" {
+			err = fmt.Errorf("echoed %q", out)
+		}
+		return err
+	}
+	if !eventually(func() bool { return connect() == nil }) {
+		t.Fatalf("no connection through the redirect: %v", connect())
+	}
+	// An established connection: a socat kept open on a pipe.
+	kept := exec.Command("ip", "netns", "exec", client, "socat", "-", "TCP:198.18.9.100:6443")
+	in, err := kept.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outPipe, err := kept.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kept.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = kept.Process.Kill(); _ = kept.Wait() })
+	lines := make(chan string, 4)
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			n, err := outPipe.Read(buf)
+			if err != nil {
+				close(lines)
+				return
+			}
+			lines <- strings.TrimSpace(string(buf[:n]))
+		}
+	}()
+	say := func(word string) {
+		t.Helper()
+		if _, err := io.WriteString(in, word+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-lines:
+			if got != word {
+				t.Fatalf("established connection echoed %q, want %q", got, word)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("established connection did not echo %q", word)
+		}
+	}
+	say("before")
+
+	if err := r.Hold(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Hold(); err != nil { // idempotent
+		t.Fatal(err)
+	}
+	out := ruleset(t, node)
+	if n := strings.Count(out, "drop"); n != 1 || !strings.Contains(out, "table ip "+HoldTableName) {
+		t.Fatalf("want one hold rule after two Hold calls:\n%s", out)
+	}
+	if err := connect(); err == nil || !strings.Contains(err.Error(), "exit status") {
+		t.Fatalf("a new connection went through the hold: %v", err)
+	}
+	if !strings.Contains(ruleset(t, node), "packets 1") && !strings.Contains(ruleset(t, node), "packets 2") {
+		t.Fatalf("the hold counted no SYN:\n%s", ruleset(t, node))
+	}
+	say("during")
+	// Local clients are not held (the node's own traffic to the VIP).
+	if out, err := exec.Command("ip", "netns", "exec", node, "bash", "-c",
+		"echo ping | socat -T1 - TCP:198.18.9.100:6443,connect-timeout=0.5").CombinedOutput(); err != nil {
+		t.Fatalf("a local connection was held: %v %s", err, out)
+	}
+
+	if err := r.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if out := ruleset(t, node); strings.Contains(out, HoldTableName) {
+		t.Fatalf("hold left after Remove:\n%s", out)
 	}
 }

@@ -22,6 +22,12 @@ const (
 	Comment        = "OCP_API_LB_REDIRECT"
 )
 
+// The hold's table: ours, apart from the original's names.
+const (
+	HoldTableName = "haproxy_monitor_hold"
+	HoldChainName = "hold_new"
+)
+
 // Redirect owns the ocp_nat tables.
 type Redirect struct {
 	VIPs    []netip.Addr
@@ -103,7 +109,38 @@ func (r *Redirect) reconcileChain(c *nftables.Conn, table *nftables.Table, ch *n
 	return nil
 }
 
-// Remove deletes the ocp_nat tables; a missing table is not an error.
+// Hold drops the SYNs of new connections from other hosts to VIP:api-port
+// (a filter chain before the redirect), so a client sends them again a
+// second later, by then to the VIP's next holder; connections already
+// established go on. Remove releases it.
+func (r *Redirect) Hold() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := r.conn()
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	for _, fam := range []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6} {
+		vips := r.vipsOf(fam)
+		if len(vips) == 0 {
+			continue
+		}
+		table := c.AddTable(&nftables.Table{Family: fam, Name: HoldTableName})
+		c.FlushTable(table)
+		ch := c.AddChain(&nftables.Chain{Name: HoldChainName, Table: table, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle})
+		for _, vip := range vips {
+			c.AddRule(&nftables.Rule{Table: table, Chain: ch, Exprs: holdExprs(vip, r.APIPort)})
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("nftables: holding new connections: %w", err)
+	}
+	return nil
+}
+
+// Remove deletes the ocp_nat tables and the hold; a missing table is not an
+// error.
 func (r *Redirect) Remove() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -119,7 +156,7 @@ func (r *Redirect) Remove() error {
 			continue
 		}
 		for _, t := range tables {
-			if t.Name == TableName {
+			if t.Name == TableName || t.Name == HoldTableName {
 				c.DelTable(t)
 			}
 		}
@@ -224,6 +261,28 @@ func ruleExprs(vip netip.Addr, apiPort, lbPort uint16) []expr.Any {
 		&expr.Immediate{Register: 1, Data: be16(lbPort)},
 		&expr.Redir{RegisterProtoMin: 1},
 	}
+}
+
+// holdExprs is "iifname != lo <ip|ip6> daddr VIP tcp dport API tcp flags &
+// (syn|ack) == syn counter drop".
+func holdExprs(vip netip.Addr, apiPort uint16) []expr.Any {
+	return append([]expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname("lo")},
+	}, append(ruleExprs(vip, apiPort, 0)[:6],
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x12}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x02}},
+		&expr.Counter{},
+		&expr.Verdict{Kind: expr.VerdictDrop})...)
+}
+
+// ifname is an interface name as nftables compares it: NUL-padded to
+// IFNAMSIZ.
+func ifname(n string) []byte {
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, n)
+	return b
 }
 
 // describe reads back a rule built by ruleExprs.

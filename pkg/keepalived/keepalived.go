@@ -134,28 +134,59 @@ func RenderText(text string, c Config) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// TrackFile is keepalived's track file for this node (vrrp_track_file with
-// weight 0): "0" while the local haproxy serves, "1" otherwise.
+// Level is what the track file tells keepalived about this node. The
+// template reads the file with weight -1: the number is taken off the node's
+// priority, and 254 (below keepalived's -253) puts the instance in FAULT.
+type Level int
+
+const (
+	// Serving: the local haproxy serves; the node keeps its priority.
+	Serving Level = 0
+	// LocalOnly: haproxy does not serve but the local apiserver does, and
+	// VIP:api-port reaches it directly. The priority drops to 1, so any node
+	// that serves takes the VIP after VRRP's master-down interval, and
+	// the old holder keeps it, answering, until then: nobody is left
+	// without a VIP holder in between.
+	LocalOnly Level = 253
+	// Fault: neither haproxy nor the local apiserver serves, or the monitor
+	// is shutting down: the instance leaves at once (a priority-0 advert).
+	Fault Level = 254
+)
+
+func (l Level) String() string {
+	switch l {
+	case Serving:
+		return "serving"
+	case LocalOnly:
+		return "local apiserver only"
+	case Fault:
+		return "fault"
+	}
+	return strconv.Itoa(int(l))
+}
+
+// TrackFile is keepalived's track file for this node (track_file with
+// weight -1), holding a Level.
 type TrackFile struct {
 	Path string
 }
 
 // Set writes the file atomically, so keepalived never reads half a value.
-func (t TrackFile) Set(serving bool) error {
-	v := "1\n"
-	if serving {
-		v = "0\n"
-	}
-	_, err := (&apply.File{Path: t.Path, DefaultMode: 0o644}).Apply(context.Background(), []byte(v))
+func (t TrackFile) Set(l Level) error {
+	_, err := (&apply.File{Path: t.Path, DefaultMode: 0o644}).Apply(context.Background(), []byte(strconv.Itoa(int(l))+"\n"))
 	return err
 }
 
-// Serving reports what the file says: true for "0". A missing file is not
-// serving.
-func (t TrackFile) Serving() (bool, error) {
+// Level reads what the file says. A missing file or one keepalived would
+// not read as a number is an error.
+func (t TrackFile) Level() (Level, error) {
 	b, err := os.ReadFile(t.Path)
 	if err != nil {
-		return false, err
+		return Fault, err
 	}
-	return strings.TrimSpace(string(b)) == "0", nil
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return Fault, fmt.Errorf("track file %s: %w", t.Path, err)
+	}
+	return Level(n), nil
 }

@@ -3,6 +3,7 @@ package keepalived
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -49,23 +50,29 @@ func TestRenderGoldenAndKeepalivedAccepts(t *testing.T) {
 	}
 }
 
-// The track file says 0 while serving, 1 otherwise, replaced atomically.
+// The track file holds the level as a number, replaced atomically, and reads
+// back; a missing directory is an error.
 func TestTrackFile(t *testing.T) {
 	tf := TrackFile{Path: filepath.Join(t.TempDir(), "haproxy")}
-	for _, serving := range []bool{true, false, true} {
-		if err := tf.Set(serving); err != nil {
+	for _, l := range []Level{Serving, LocalOnly, Fault, Serving} {
+		if err := tf.Set(l); err != nil {
 			t.Fatal(err)
 		}
-		want := "1\n"
-		if serving {
-			want = "0\n"
+		if b, _ := os.ReadFile(tf.Path); string(b) != fmt.Sprintf("%d\n", int(l)) {
+			t.Fatalf("%v: file holds %q", l, b)
 		}
-		if b, _ := os.ReadFile(tf.Path); string(b) != want {
-			t.Fatalf("serving=%v: file holds %q", serving, b)
+		if got, err := tf.Level(); err != nil || got != l {
+			t.Fatalf("%v: read back %v, %v", l, got, err)
 		}
 	}
-	if err := (TrackFile{Path: "/nonexistent-dir/haproxy"}).Set(true); err == nil {
+	if err := (TrackFile{Path: "/nonexistent-dir/haproxy"}).Set(Serving); err == nil {
 		t.Fatal("a missing directory was not an error")
+	}
+	if err := os.WriteFile(tf.Path, []byte("serving\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tf.Level(); err == nil {
+		t.Fatal("a file that is not a number read as a level")
 	}
 }
 

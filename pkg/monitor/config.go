@@ -3,9 +3,12 @@ package monitor
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -66,12 +69,20 @@ type Config struct {
 	RedirectOffAfter int
 
 	// TrackFile is keepalived's track file on a hostPath both static pods
-	// mount: 0 while the local haproxy serves (RedirectProbeURL answers),
-	// 1 when it does not or the monitor is shutting down. Empty: off.
+	// mount, holding a keepalived.Level: Serving while the local haproxy
+	// serves (RedirectProbeURL answers); LocalOnly while it does not but
+	// LocalAPIURL does; Fault when neither does or the monitor is shutting
+	// down. Empty: off.
 	TrackFile string
+	// LocalAPIURL is the local kube-apiserver's /readyz; empty:
+	// https://localhost:<APIPort>/readyz.
+	LocalAPIURL string
 	// HandOver bounds how long a stopping monitor waits for the VIP to leave
-	// this node before it takes the redirect out and exits.
-	HandOver time.Duration
+	// this node before it takes the redirect out and exits; HandOverSettle
+	// is how long it then goes on holding new connections, for another node
+	// to take the VIP (VRRP's skew time, at most one advert interval).
+	HandOver       time.Duration
+	HandOverSettle time.Duration
 
 	// LocalPrefixes lists the prefixes of local interfaces; nil reads them
 	// from the host. Tests substitute a fixed list.
@@ -105,6 +116,7 @@ func DefaultConfig() Config {
 		RedirectOnAfter:  3,
 		RedirectOffAfter: 11,
 		HandOver:         10 * time.Second,
+		HandOverSettle:   time.Second,
 	}
 }
 
@@ -143,9 +155,15 @@ func (c *Config) Validate() error {
 		if c.RedirectProbeURL == "" {
 			errs = append(errs, errors.New("--keepalived-track-file needs --redirect-probe-url"))
 		}
+		if u, err := url.Parse(c.localAPIURL()); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--local-apiserver-url %q is not an http(s) URL", c.localAPIURL()))
+		}
 	}
 	if c.Redirect && (c.RedirectOnAfter < 1 || c.RedirectOffAfter < 1 || c.RedirectProbeURL == "") {
 		errs = append(errs, errors.New("--redirect-on-after and --redirect-off-after must be at least 1 and --redirect-probe-url set"))
+	}
+	if c.HandOver < 0 || c.HandOverSettle < 0 {
+		errs = append(errs, errors.New("--vip-handover-timeout and --vip-handover-settle must not be negative"))
 	}
 	if c.ReloadSocket == "" {
 		errs = append(errs, errors.New("--reload-socket is empty"))
@@ -156,4 +174,12 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// localAPIURL is LocalAPIURL or its default from APIPort.
+func (c *Config) localAPIURL() string {
+	if c.LocalAPIURL != "" {
+		return c.LocalAPIURL
+	}
+	return "https://" + net.JoinHostPort("localhost", strconv.Itoa(int(c.APIPort))) + "/readyz"
 }

@@ -284,9 +284,10 @@ func (m *Monitor) firewall() *firewall.Controller {
 	c := &firewall.Controller{
 		Probe:    firewall.HTTPProbe(m.cfg.RedirectProbeURL),
 		Interval: m.cfg.CheckInterval,
-		// Every 250 ms for keepalived and a haproxy that is gone; the
-		// redirect's hysteresis still counts one observation per interval.
-		ProbeInterval: min(m.cfg.CheckInterval, 250*time.Millisecond),
+		// Every 100 ms for keepalived and a haproxy that is gone (every
+		// probe is one local HTTP request); the redirect's hysteresis still
+		// counts one observation per interval.
+		ProbeInterval: min(m.cfg.CheckInterval, 100*time.Millisecond),
 		Hysteresis:    firewall.Hysteresis{OnAfter: m.cfg.RedirectOnAfter, OffAfter: m.cfg.RedirectOffAfter},
 		Log:           m.log.WithField("component", "redirect"),
 		Installed: func(on bool) {
@@ -302,8 +303,9 @@ func (m *Monitor) firewall() *firewall.Controller {
 			m.metrics.TrackFileErrors.Inc()
 			m.log.WithError(err).Warn("keepalived track file not written; its script check decides alone")
 		}
+		c.LocalProbe = firewall.APIServerProbe(m.cfg.localAPIURL())
 		c.HoldsVIP = func() bool { return holdsVIP(m.cfg.VIPs) }
-		c.HandOver = m.cfg.HandOver
+		c.HandOver, c.Settle = m.cfg.HandOver, m.cfg.HandOverSettle
 	}
 	return c
 }

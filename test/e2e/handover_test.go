@@ -176,7 +176,7 @@ func TestFastVRRPUnderCPULoad(t *testing.T) {
 	transitions := masterStates() - before
 	note := fmt.Sprintf("%d VIP moves, %d samples without a holder, %d transitions to MASTER; %d busy loops per master, load average %s",
 		moves, missing, transitions, burners, strings.Fields(string(load1))[0])
-	results = append(results, resultRow{cells: fmt.Sprintf("13. VRRPv3 advert_int 0.2, %v under CPU load | | | | %s", d, note)})
+	results = append(results, resultRow{cells: fmt.Sprintf("13. VRRPv3 advert_int 0.2, %v under CPU load | | | | | %s", d, note)})
 	t.Log(note)
 	if moves != 0 || missing != 0 || transitions != 0 {
 		t.Errorf("spurious VIP moves under CPU load: %s", note)

@@ -45,6 +45,10 @@ type Result struct {
 	// LongestOutageMS is the longest time between two successful requests
 	// with failures in between (to the end of the run if it ended failing).
 	LongestOutageMS float64 `json:"longest_outage_ms"`
+	// SlowestMS is the longest a successful request took: a stall without
+	// failures (a SYN sent again after a second) shows here, not as an
+	// outage.
+	SlowestMS float64 `json:"slowest_ms"`
 	// ByBackend counts successful answers by their X-Backend header (the
 	// suites' stand-in apiservers name themselves there).
 	ByBackend map[string]int64 `json:"by_backend,omitempty"`
@@ -65,7 +69,7 @@ type recorder struct {
 	failedSince bool
 }
 
-func (r *recorder) record(backend string, handshook bool, err error) {
+func (r *recorder) record(backend string, took time.Duration, handshook bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.res.Sent++
@@ -82,6 +86,7 @@ func (r *recorder) record(backend string, handshook bool, err error) {
 		return
 	}
 	r.res.ByBackend[backend]++
+	r.res.SlowestMS = max(r.res.SlowestMS, float64(took)/float64(time.Millisecond))
 	r.closeOutage(now)
 	r.lastOK = now
 }
@@ -122,11 +127,12 @@ func Run(ctx context.Context, o Options) Result {
 				if o.Requests > 0 && claimed.Add(1) > int64(o.Requests) {
 					return
 				}
+				sent := time.Now()
 				backend, handshook, err := get(ctx, client, o.URL)
 				if ctx.Err() != nil && err != nil {
 					return // cut off by the end of the run, not a failure
 				}
-				rec.record(backend, handshook, err)
+				rec.record(backend, time.Since(sent), handshook, err)
 				if o.Pause > 0 {
 					select {
 					case <-ctx.Done():

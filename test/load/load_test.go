@@ -34,6 +34,22 @@ func TestRunCountsFailuresAndOutage(t *testing.T) {
 	}
 }
 
+// A slow success is a stall, not an outage: it shows as the slowest
+// request.
+func TestRunReportsTheSlowestRequest(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		if n.Add(1) == 3 {
+			time.Sleep(300 * time.Millisecond)
+		}
+	}))
+	defer srv.Close()
+	res := Run(context.Background(), Options{URL: srv.URL, Workers: 1, Requests: 5, Duration: 30 * time.Second})
+	if res.Failed != 0 || res.LongestOutageMS != 0 || res.SlowestMS < 300 {
+		t.Fatalf("result %+v; want 0 failed, no outage, slowest at least 300 ms", res)
+	}
+}
+
 // A failure before the TLS handshake (a listener that closes every
 // connection at once, as haproxy does without a server to forward to) is a
 // failed new connection, not one in flight.
