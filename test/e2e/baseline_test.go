@@ -107,6 +107,8 @@ func TestBaselineLab(t *testing.T) {
 	t.Run("cut-link", TestCutHolderLink)
 	t.Run("haproxy-restart", TestHAProxyRestartOnHolder)
 	t.Run("rolling-restart", TestRollingRestart)
+	t.Run("monitor-killed", TestMonitorKilledThenHAProxy)
+	t.Run("control-plane-dies", TestHolderControlPlaneDies)
 }
 
 // baselineText explains the baseline columns, when they were measured.
