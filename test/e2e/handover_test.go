@@ -210,7 +210,7 @@ func TestMonitorKilledThenHAProxy(t *testing.T) {
 	_ = old.mon.Wait(ctx)
 	start := time.Now()
 	old.hap.Kill()
-	next := waitMoved(t, old.name, 30*time.Second)
+	next := waitOtherHolder(t, old.name)
 	moved := time.Since(start)
 	time.Sleep(2 * time.Second) // let the client see the new holder before stopping the load
 	r := ld.stop(t)
@@ -240,7 +240,7 @@ func TestHolderControlPlaneDies(t *testing.T) {
 	L.cp.KillAPIServer(api)
 	old.hap.Kill()
 	t.Cleanup(func() { _ = L.cp.StartAPIServer(context.Background(), api) })
-	next := waitMoved(t, old.name, 30*time.Second)
+	next := waitOtherHolder(t, old.name)
 	moved := time.Since(start)
 	time.Sleep(2 * time.Second) // let the client see the new holder before stopping the load
 	r := ld.stop(t)
@@ -254,19 +254,6 @@ func TestHolderControlPlaneDies(t *testing.T) {
 		t.Fatal(err)
 	}
 	converged(t)
-}
-
-// waitMoved waits for another master than old to hold the VIP.
-func waitMoved(t *testing.T, old string, timeout time.Duration) string {
-	t.Helper()
-	next := ""
-	if !harness.Poll(timeout, 10*time.Millisecond, func() bool {
-		next = L.holder()
-		return next != "" && next != old
-	}) {
-		t.Fatalf("VIP did not move off %s\n%s", old, L.diagnose())
-	}
-	return next
 }
 
 // watchHolder samples the VIP holder every 20 ms until the function it

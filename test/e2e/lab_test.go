@@ -460,12 +460,20 @@ func (l *lab) record(t *testing.T, scenario string, r load.Result, note string) 
 	t.Logf("%s: %d requests, %d failed, longest outage %.0f ms, slowest request %.0f ms %s %v", scenario, r.Sent, r.Failed, r.LongestOutageMS, r.SlowestMS, note, r.Errors)
 }
 
-// failed is the failed requests, with those a server had in flight.
+// failed is the failed requests, with those that found nothing to connect
+// to and those a server had in flight.
 func failed(r load.Result) string {
-	if r.FailedInFlight == 0 {
+	var parts []string
+	if r.FailedToConnect > 0 {
+		parts = append(parts, fmt.Sprintf("%d to connect", r.FailedToConnect))
+	}
+	if r.FailedInFlight > 0 {
+		parts = append(parts, fmt.Sprintf("%d in flight", r.FailedInFlight))
+	}
+	if len(parts) == 0 {
 		return fmt.Sprint(r.Failed)
 	}
-	return fmt.Sprintf("%d (%d in flight)", r.Failed, r.FailedInFlight)
+	return fmt.Sprintf("%d (%s)", r.Failed, strings.Join(parts, ", "))
 }
 
 // cmpScenario orders rows by scenario: 1, 3, 3 (IPv6), 5, 5b, ..., 13, then
@@ -528,8 +536,9 @@ func report(rows []resultRow, baseline map[string]load.Result) {
 		"namespaces; the client sends HTTPS requests to VIP:6443 from 4 workers, a new connection per request (GET /readyz,\n" +
 		"or GET /version where an apiserver shuts down on purpose). Longest outage: the longest gap between two successful\n" +
 		"requests with failures in between; slowest request: the longest a successful one took (a SYN lost while the VIP\n" +
-		"moves is sent again after 1 s: a stall, not a failure); \"in flight\": failed after the TLS handshake with an\n" +
-		"apiserver, the others found none. Each failure scenario asserts a bound of about twice its measured figure.\n" +
+		"moves is sent again after 1 s: a stall, not a failure); \"to connect\": the TCP connect failed (refused, timed\n" +
+		"out); \"in flight\": failed after the TLS handshake with an apiserver; the others were taken and dropped before\n" +
+		"the handshake ended. Each failure scenario asserts a bound of about twice its measured figure.\n" +
 		"Rows K1-K6 are the kubelet lab: the same, but each master's containerd and kubelet v1.37.2 run the shipped static\n" +
 		"pods (manifests/haproxy.yaml and keepalived.yaml) from images built by hack/build-images.sh.\n\n" +
 		table(rows, baseline) + "\n" + baselineText(baseline) +

@@ -42,6 +42,12 @@ type Result struct {
 	// FailedInFlight, found no server: refused, reset or timed out before
 	// the handshake.
 	FailedInFlight int64 `json:"failed_in_flight"`
+	// FailedToConnect counts the failed requests whose TCP connect failed
+	// (refused, unreachable, timed out): nothing took the connection. The
+	// rest of Failed minus FailedInFlight were taken and then dropped
+	// before the handshake ended (an apiserver's kernel accepted them as
+	// it died).
+	FailedToConnect int64 `json:"failed_to_connect"`
 	// LongestOutageMS is the longest time between two successful requests
 	// with failures in between (to the end of the run if it ended failing).
 	LongestOutageMS float64 `json:"longest_outage_ms"`
@@ -69,15 +75,18 @@ type recorder struct {
 	failedSince bool
 }
 
-func (r *recorder) record(backend string, took time.Duration, handshook bool, err error) {
+func (r *recorder) record(backend string, took time.Duration, st stage, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.res.Sent++
 	now := time.Now()
 	if err != nil {
 		r.res.Failed++
-		if handshook {
+		switch st {
+		case handshook:
 			r.res.FailedInFlight++
+		case notConnected:
+			r.res.FailedToConnect++
 		}
 		r.failedSince = true
 		if len(r.res.Errors) < 5 {
@@ -128,11 +137,11 @@ func Run(ctx context.Context, o Options) Result {
 					return
 				}
 				sent := time.Now()
-				backend, handshook, err := get(ctx, client, o.URL)
+				backend, st, err := get(ctx, client, o.URL)
 				if ctx.Err() != nil && err != nil {
 					return // cut off by the end of the run, not a failure
 				}
-				rec.record(backend, time.Since(sent), handshook, err)
+				rec.record(backend, time.Since(sent), st, err)
 				if o.Pause > 0 {
 					select {
 					case <-ctx.Done():
@@ -149,25 +158,43 @@ func Run(ctx context.Context, o Options) Result {
 	return rec.res
 }
 
-// get sends one request and reports whether its connection completed the
-// TLS handshake.
-func get(ctx context.Context, c *http.Client, url string) (backend string, handshook bool, err error) {
-	var done atomic.Bool
+// stage is how far a request's connection got.
+type stage int
+
+const (
+	notConnected stage = iota // the TCP connect failed
+	connected                 // TCP up, TLS handshake not finished
+	handshook                 // TLS handshake done: a server had it
+)
+
+// get sends one request and reports how far its connection got.
+func get(ctx context.Context, c *http.Client, url string) (backend string, st stage, err error) {
+	var conn, done atomic.Bool
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		ConnectDone:      func(_, _ string, err error) { conn.Store(conn.Load() || err == nil) },
 		TLSHandshakeDone: func(_ tls.ConnectionState, err error) { done.Store(err == nil) },
 	})
+	how := func() stage {
+		switch {
+		case done.Load():
+			return handshook
+		case conn.Load():
+			return connected
+		}
+		return notConnected
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return "", false, err
+		return "", notConnected, err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return "", done.Load(), err
+		return "", how(), err
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return "", true, fmt.Errorf("status %s", resp.Status)
+		return "", handshook, fmt.Errorf("status %s", resp.Status)
 	}
-	return resp.Header.Get("X-Backend"), true, nil
+	return resp.Header.Get("X-Backend"), handshook, nil
 }

@@ -50,9 +50,9 @@ func TestRunReportsTheSlowestRequest(t *testing.T) {
 	}
 }
 
-// A failure before the TLS handshake (a listener that closes every
-// connection at once, as haproxy does without a server to forward to) is a
-// failed new connection, not one in flight.
+// A connection taken and dropped before the TLS handshake ends (a
+// listener that closes every connection at once, as haproxy does without a
+// server to forward to) is neither in flight nor a failed connect.
 func TestRunTellsNewConnectionsFromInFlight(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -69,8 +69,22 @@ func TestRunTellsNewConnectionsFromInFlight(t *testing.T) {
 		}
 	}()
 	res := Run(context.Background(), Options{URL: "https://" + ln.Addr().String() + "/", Workers: 1, Requests: 5, Duration: 30 * time.Second})
-	if res.Sent != 5 || res.Failed != 5 || res.FailedInFlight != 0 {
-		t.Fatalf("result %+v, want 5 sent, 5 failed, none in flight", res)
+	if res.Sent != 5 || res.Failed != 5 || res.FailedInFlight != 0 || res.FailedToConnect != 0 {
+		t.Fatalf("result %+v, want 5 sent, 5 failed, none in flight, all connected", res)
+	}
+}
+
+// A refused connect is a failure to connect.
+func TestRunCountsRefusedConnects(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	res := Run(context.Background(), Options{URL: "https://" + addr + "/", Workers: 1, Requests: 3, Duration: 30 * time.Second})
+	if res.Failed != 3 || res.FailedToConnect != 3 || res.FailedInFlight != 0 {
+		t.Fatalf("result %+v, want 3 failed, all to connect", res)
 	}
 }
 
