@@ -29,9 +29,11 @@ type Present interface {
 
 // Holder is implemented by Rules that can hold new connections to the VIP
 // (drop their SYNs, so clients send them again a second later) while the
-// VIP moves away; Remove releases the hold with the rules.
+// VIP moves away; Release lets them through again, and Remove releases the
+// hold with the rules.
 type Holder interface {
 	Hold() error
+	Release() error
 }
 
 // TrackState is implemented by a Tracker that can tell what it last said.
@@ -132,6 +134,13 @@ func (c *Controller) takeOver(ctx context.Context) {
 		keep, _ = p.Present()
 	}
 	if keep {
+		// A predecessor killed while handing the VIP over may have left its
+		// hold; the rules stay, the hold must not.
+		if h, ok := c.Rules.(Holder); ok {
+			if herr := h.Release(); herr != nil {
+				c.Log.WithError(herr).Warn("releasing a hold on new connections a previous run left")
+			}
+		}
 		c.Hysteresis.Start(true)
 		c.observed = time.Now()
 		c.setInstalled(true)

@@ -144,13 +144,15 @@ type holdRules struct {
 	log *trackFake
 }
 
-func (r *holdRules) Hold() error   { return r.log.Set(held) }
+func (r *holdRules) Hold() error    { return r.log.Set(held) }
+func (r *holdRules) Release() error { return r.log.Set(released) }
 func (r *holdRules) Remove() error { return r.log.Set(removed) }
 
 // Entries holdRules writes beside the levels.
 const (
-	held    keepalived.Level = -10
-	removed keepalived.Level = -11
+	held     keepalived.Level = -10
+	removed  keepalived.Level = -11
+	released keepalived.Level = -12
 )
 
 // haproxy gone (nothing listens): the redirect comes out and keepalived is

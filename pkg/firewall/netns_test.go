@@ -270,9 +270,12 @@ func TestControllerTakesOverFromAPredecessor(t *testing.T) {
 		wantPresent bool
 	}{{"haproxy serves", true, true}, {"haproxy does not serve", false, false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, fd := netns(t)
+			ns, fd := netns(t)
 			r := &Redirect{VIPs: vips("198.18.0.100", "fd00::100"), APIPort: 6443, LBPort: 9445, NetNSFd: fd}
 			if err := r.Ensure(); err != nil { // the predecessor's
+				t.Fatal(err)
+			}
+			if err := r.Hold(); err != nil { // killed while handing over
 				t.Fatal(err)
 			}
 			if ok, err := r.Present(); err != nil || !ok {
@@ -302,6 +305,9 @@ func TestControllerTakesOverFromAPredecessor(t *testing.T) {
 			present, err := r.Present()
 			if err != nil {
 				t.Fatal(err)
+			}
+			if out := ruleset(t, ns); strings.Contains(out, HoldTableName) {
+				t.Errorf("the predecessor's hold is still in:\n%s", out)
 			}
 			got, inst := track.values(), installed.Load()
 			cancel()

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/google/nftables"
@@ -139,9 +141,18 @@ func (r *Redirect) Hold() error {
 	return nil
 }
 
+// Release deletes the hold's tables; a missing table is not an error.
+func (r *Redirect) Release() error {
+	return r.deleteTables(HoldTableName)
+}
+
 // Remove deletes the ocp_nat tables and the hold; a missing table is not an
 // error.
 func (r *Redirect) Remove() error {
+	return r.deleteTables(TableName, HoldTableName)
+}
+
+func (r *Redirect) deleteTables(names ...string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c, err := r.conn()
@@ -156,7 +167,7 @@ func (r *Redirect) Remove() error {
 			continue
 		}
 		for _, t := range tables {
-			if t.Name == TableName || t.Name == HoldTableName {
+			if slices.Contains(names, t.Name) {
 				c.DelTable(t)
 			}
 		}
@@ -165,7 +176,7 @@ func (r *Redirect) Remove() error {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("nftables: removing %s: %w", TableName, err)
+		return fmt.Errorf("nftables: removing %s: %w", strings.Join(names, ", "), err)
 	}
 	return nil
 }
