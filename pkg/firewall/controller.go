@@ -300,23 +300,7 @@ func (c *Controller) setInstalled(on bool) {
 // HTTPProbe returns a probe that GETs url and wants a 2xx answer: haproxy's
 // monitor-uri, which fails while no apiserver backend is up.
 func HTTPProbe(url string) func(ctx context.Context) error {
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	return func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		_, _ = io.Copy(io.Discard, resp.Body)
-		if resp.StatusCode/100 != 2 {
-			return fmt.Errorf("%s: %s", url, resp.Status)
-		}
-		return nil
-	}
+	return probe(&http.Transport{DisableKeepAlives: true}, url, func(code int) bool { return code/100 == 2 })
 }
 
 // APIServerProbe returns a probe of a kube-apiserver's /readyz at url that
@@ -324,8 +308,16 @@ func HTTPProbe(url string) func(ctx context.Context) error {
 // serves): 200 passes, and so do 401 and 403, an apiserver that serves but
 // does not answer anonymous readiness checks.
 func APIServerProbe(url string) func(ctx context.Context) error {
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true,
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}}} //nolint:gosec // readiness only, nothing sent
+	tr := &http.Transport{DisableKeepAlives: true,
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}} //nolint:gosec // readiness only, nothing sent
+	return probe(tr, url, func(code int) bool {
+		return code == http.StatusOK || code == http.StatusUnauthorized || code == http.StatusForbidden
+	})
+}
+
+// probe GETs url through tr and passes when ok accepts the status.
+func probe(tr *http.Transport, url string, ok func(code int) bool) func(ctx context.Context) error {
+	client := &http.Client{Transport: tr}
 	return func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
@@ -337,10 +329,9 @@ func APIServerProbe(url string) func(ctx context.Context) error {
 		}
 		defer resp.Body.Close()
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-		switch resp.StatusCode {
-		case http.StatusOK, http.StatusUnauthorized, http.StatusForbidden:
-			return nil
+		if !ok(resp.StatusCode) {
+			return fmt.Errorf("%s: %s", url, resp.Status)
 		}
-		return fmt.Errorf("%s: %s", url, resp.Status)
+		return nil
 	}
 }

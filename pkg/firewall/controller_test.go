@@ -146,7 +146,7 @@ type holdRules struct {
 
 func (r *holdRules) Hold() error    { return r.log.Set(held) }
 func (r *holdRules) Release() error { return r.log.Set(released) }
-func (r *holdRules) Remove() error { return r.log.Set(removed) }
+func (r *holdRules) Remove() error  { return r.log.Set(removed) }
 
 // Entries holdRules writes beside the levels.
 const (

@@ -53,40 +53,50 @@ func (r *Redirect) conn() (*nftables.Conn, error) {
 // table: missing ones are added, duplicates, rules for other VIPs or ports
 // and foreign-shaped rules with our comment are deleted. It is idempotent.
 func (r *Redirect) Ensure() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c, err := r.conn()
-	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
-	}
-	for _, fam := range []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6} {
-		vips := r.vipsOf(fam)
-		if len(vips) == 0 {
-			continue
-		}
+	err := r.eachFamily(func(c *nftables.Conn, fam nftables.TableFamily, vips []netip.Addr) error {
 		table := c.AddTable(&nftables.Table{Family: fam, Name: TableName})
 		for _, ch := range chains(table) {
 			c.AddChain(ch)
 		}
 		if err := c.Flush(); err != nil {
-			return fmt.Errorf("nftables: creating table %s: %w", TableName, err)
+			return fmt.Errorf("creating table %s: %w", TableName, err)
 		}
 		for _, ch := range chains(table) {
 			if err := r.reconcileChain(c, table, ch, vips); err != nil {
 				return err
 			}
 		}
-	}
-	if err := c.Flush(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("nftables: writing redirect rules: %w", err)
 	}
 	return nil
 }
 
+// eachFamily calls fn, under the lock and on one connection, for each
+// address family that has VIPs, then sends what fn queued.
+func (r *Redirect) eachFamily(fn func(c *nftables.Conn, fam nftables.TableFamily, vips []netip.Addr) error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := r.conn()
+	if err != nil {
+		return err
+	}
+	for _, fam := range []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6} {
+		if vips := r.vipsOf(fam); len(vips) > 0 {
+			if err := fn(c, fam, vips); err != nil {
+				return err
+			}
+		}
+	}
+	return c.Flush()
+}
+
 func (r *Redirect) reconcileChain(c *nftables.Conn, table *nftables.Table, ch *nftables.Chain, vips []netip.Addr) error {
 	rules, err := c.GetRules(table, ch)
 	if err != nil {
-		return fmt.Errorf("nftables: listing %s: %w", ch.Name, err)
+		return fmt.Errorf("listing %s: %w", ch.Name, err)
 	}
 	have := map[netip.Addr]bool{}
 	for _, rule := range rules {
@@ -96,7 +106,7 @@ func (r *Redirect) reconcileChain(c *nftables.Conn, table *nftables.Table, ch *n
 		vip, api, lb, ok := describe(rule)
 		if !ok || have[vip] || api != r.APIPort || lb != r.LBPort || !contains(vips, vip) {
 			if err := c.DelRule(rule); err != nil {
-				return fmt.Errorf("nftables: deleting stale rule in %s: %w", ch.Name, err)
+				return fmt.Errorf("deleting stale rule in %s: %w", ch.Name, err)
 			}
 			continue
 		}
@@ -114,19 +124,9 @@ func (r *Redirect) reconcileChain(c *nftables.Conn, table *nftables.Table, ch *n
 // Hold drops the SYNs of new connections from other hosts to VIP:api-port
 // (a filter chain before the redirect), so a client sends them again a
 // second later, by then to the VIP's next holder; connections already
-// established go on. Remove releases it.
+// established go on. Release or Remove lets them through again.
 func (r *Redirect) Hold() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c, err := r.conn()
-	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
-	}
-	for _, fam := range []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6} {
-		vips := r.vipsOf(fam)
-		if len(vips) == 0 {
-			continue
-		}
+	err := r.eachFamily(func(c *nftables.Conn, fam nftables.TableFamily, vips []netip.Addr) error {
 		table := c.AddTable(&nftables.Table{Family: fam, Name: HoldTableName})
 		c.FlushTable(table)
 		ch := c.AddChain(&nftables.Chain{Name: HoldChainName, Table: table, Type: nftables.ChainTypeFilter,
@@ -134,8 +134,9 @@ func (r *Redirect) Hold() error {
 		for _, vip := range vips {
 			c.AddRule(&nftables.Rule{Table: table, Chain: ch, Exprs: holdExprs(vip, r.APIPort)})
 		}
-	}
-	if err := c.Flush(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("nftables: holding new connections: %w", err)
 	}
 	return nil
