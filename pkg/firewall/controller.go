@@ -67,17 +67,18 @@ type Controller struct {
 	Installed func(on bool)
 	// Track, if set, is told after every probe what this node serves:
 	// Serving while haproxy does (it stops at once when nothing listens,
-	// after two bad probes otherwise, and is back after two good ones);
-	// otherwise LocalOnly while LocalProbe passes, Fault when it does not;
-	// Fault when the controller stops.
+	// after two bad probes otherwise, and is back after two good ones), or
+	// Holding if a VIP is on this node then (HoldsVIP); otherwise LocalOnly
+	// while LocalProbe passes, Fault when it does not; Fault when the
+	// controller stops.
 	Track      Tracker
 	TrackError func(error)
 	// LocalProbe checks the local apiserver, which VIP:api-port reaches
 	// directly once the redirect is out; nil: Fault whenever haproxy does
 	// not serve.
 	LocalProbe func(ctx context.Context) error
-	// HoldsVIP, if set with Track, reports whether a VIP is on this node: on
-	// shutdown the controller holds new connections to it (Rules that are a
+	// HoldsVIP, if set with Track, reports whether a VIP is on this node.
+	// It is asked at every probe, and on shutdown the controller holds new connections to it (Rules that are a
 	// Holder), faults the track file and waits (at most HandOver) for
 	// keepalived to move the VIP away, then Settle more for another node to
 	// take it, before it takes the redirect and the hold out. A client's
@@ -152,7 +153,7 @@ func (c *Controller) takeOver(ctx context.Context) {
 		c.setInstalled(false)
 	}
 	if s, ok := c.Track.(TrackState); ok && err == nil {
-		if l, serr := s.Level(); serr == nil && l == keepalived.Serving {
+		if l, serr := s.Level(); serr == nil && (l == keepalived.Serving || l == keepalived.Holding) {
 			c.track.Start(true)
 			c.tracked = &l
 			c.Log.Info("haproxy serves: keepalived's track file already says so")
@@ -256,10 +257,13 @@ type noRules struct{}
 func (noRules) Ensure() error { return nil }
 func (noRules) Remove() error { return nil }
 
-// level is what keepalived is told: Serving while haproxy serves, else
-// LocalOnly while the local apiserver answers, else Fault.
+// level is what keepalived is told: Holding or Serving while haproxy
+// serves, else LocalOnly while the local apiserver answers, else Fault.
 func (c *Controller) level(ctx context.Context, serving bool) keepalived.Level {
-	if serving {
+	switch {
+	case serving && c.HoldsVIP != nil && c.HoldsVIP():
+		return keepalived.Holding
+	case serving:
 		return keepalived.Serving
 	}
 	if c.LocalProbe == nil {

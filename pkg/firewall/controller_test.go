@@ -130,7 +130,7 @@ func (f *trackFake) values() []keepalived.Level {
 func (f *trackFake) last() keepalived.Level {
 	v := f.values()
 	for i := len(v) - 1; i >= 0; i-- {
-		if v[i] >= 0 {
+		if v[i] < held {
 			return v[i]
 		}
 	}
@@ -150,15 +150,16 @@ func (r *holdRules) Remove() error  { return r.log.Set(removed) }
 
 // Entries holdRules writes beside the levels.
 const (
-	held     keepalived.Level = -10
-	removed  keepalived.Level = -11
-	released keepalived.Level = -12
+	held     keepalived.Level = 1000 + iota
+	removed
+	released
 )
 
 // haproxy gone (nothing listens): the redirect comes out and keepalived is
 // told at the next probe, without waiting out the 11-probe hysteresis; a
-// 503 keeps the hysteresis. While haproxy does not serve, keepalived hears
-// LocalOnly if the local apiserver answers, Fault if not. On shutdown new
+// 503 keeps the hysteresis. While haproxy serves, keepalived hears Holding
+// once the VIP is on this node, Serving before. While haproxy does not
+// serve, it hears LocalOnly if the local apiserver answers, Fault if not. On shutdown new
 // connections are held, the node faults, and the rules come out only after
 // the VIP has left and Settle has passed.
 func TestControllerHaproxyGoneAndHandOver(t *testing.T) {
@@ -174,7 +175,6 @@ func TestControllerHaproxyGoneAndHandOver(t *testing.T) {
 	track := &trackFake{}
 	rules := &holdRules{log: track}
 	var holds, localOK atomic.Bool
-	holds.Store(true)
 	localOK.Store(true)
 	var installed atomic.Bool
 	log := logrus.New()
@@ -199,6 +199,8 @@ func TestControllerHaproxyGoneAndHandOver(t *testing.T) {
 	}
 	says := func(l keepalived.Level) func() bool { return func() bool { return track.last() == l } }
 	wait("installed and serving", func() bool { return installed.Load() && track.last() == keepalived.Serving })
+	holds.Store(true) // keepalived made this node the holder
+	wait("holding", says(keepalived.Holding))
 
 	code.Store(503) // no backend: the hysteresis holds the redirect
 	wait("keepalived told the local apiserver serves", says(keepalived.LocalOnly))
@@ -208,7 +210,7 @@ func TestControllerHaproxyGoneAndHandOver(t *testing.T) {
 		t.Fatal("a 503 took the redirect out before 11 bad probes")
 	}
 	code.Store(200)
-	wait("serving again", says(keepalived.Serving))
+	wait("serving again", says(keepalived.Holding))
 
 	localOK.Store(true)
 	srv.Close() // haproxy gone: refused

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"regexp"
@@ -37,6 +38,23 @@ type Config struct {
 func (c Config) VRRPv3() bool {
 	f, err := strconv.ParseFloat(c.advertInt(), 64)
 	return err == nil && f < 1
+}
+
+// ScriptFall is how many failed runs (one a second) of the check script put
+// the instance in FAULT. Alone, 2. Beside the monitor's track file, enough
+// that the script fails only after a backup's master-down interval (3 ×
+// advert_int + skew, under 3 × advert_int + 1 s) has passed since haproxy
+// stopped serving, plus two runs of margin: the monitor's make-before-break
+// move comes first, and the script decides alone when the monitor is dead.
+func (c Config) ScriptFall() int {
+	if c.TrackFile == "" {
+		return 2
+	}
+	f, err := strconv.ParseFloat(c.advertInt(), 64)
+	if err != nil {
+		f = 1
+	}
+	return int(math.Ceil(3*f+1)) + 2
 }
 
 func (c Config) advertInt() string {
@@ -140,6 +158,12 @@ func RenderText(text string, c Config) ([]byte, error) {
 type Level int
 
 const (
+	// Holding: the local haproxy serves and this node holds the VIP. The
+	// priority goes up by 253, to keepalived's ceiling of 254, so no node
+	// takes the VIP from a holder that serves, not even one with a higher
+	// priority coming back from a restart: every move of the VIP resets
+	// the connections through it, so it moves only when it has to.
+	Holding Level = -253
 	// Serving: the local haproxy serves; the node keeps its priority.
 	Serving Level = 0
 	// LocalOnly: haproxy does not serve but the local apiserver does, and
@@ -155,6 +179,8 @@ const (
 
 func (l Level) String() string {
 	switch l {
+	case Holding:
+		return "serving, holding the VIP"
 	case Serving:
 		return "serving"
 	case LocalOnly:

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/haproxy-monitor/haproxy-monitor/test/need"
@@ -54,7 +55,7 @@ func TestRenderGoldenAndKeepalivedAccepts(t *testing.T) {
 // back; a missing directory is an error.
 func TestTrackFile(t *testing.T) {
 	tf := TrackFile{Path: filepath.Join(t.TempDir(), "haproxy")}
-	for _, l := range []Level{Serving, LocalOnly, Fault, Serving} {
+	for _, l := range []Level{Serving, Holding, LocalOnly, Fault, Serving} {
 		if err := tf.Set(l); err != nil {
 			t.Fatal(err)
 		}
@@ -113,6 +114,24 @@ func TestRouterIDEdges(t *testing.T) {
 		_ = os.WriteFile(f, out, 0o644)
 		if msg, err := exec.Command(bin, "--config-test", "-f", f).CombinedOutput(); err != nil {
 			t.Fatalf("%s: keepalived --config-test: %v\n%s", name, err, msg)
+		}
+	}
+}
+
+// Beside the track file the check script fails only after a backup's
+// master-down interval (3 × advert_int + skew) has passed; alone it keeps 2.
+func TestScriptFallOutlastsMasterDown(t *testing.T) {
+	for _, tc := range []struct {
+		track, advert string
+		want          int
+	}{{"", "1", 2}, {"/run/haproxy-monitor/haproxy", "1", 6}, {"/run/haproxy-monitor/haproxy", "0.2", 4}, {"/run/haproxy-monitor/haproxy", "2", 9}} {
+		c := Config{TrackFile: tc.track, AdvertInt: tc.advert}
+		got := c.ScriptFall()
+		if got != tc.want {
+			t.Errorf("track %q, advert_int %s: fall %d, want %d", tc.track, tc.advert, got, tc.want)
+		}
+		if f, _ := strconv.ParseFloat(tc.advert, 64); tc.track != "" && float64(got-2) < 3*f+1 {
+			t.Errorf("advert_int %s: %d runs do not outlast the master-down interval", tc.advert, got)
 		}
 	}
 }

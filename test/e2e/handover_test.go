@@ -49,12 +49,13 @@ func (l *lab) startMasterAgain(t *testing.T, m *master) {
 	}
 }
 
-// converged waits until every haproxy serves every master and the master
-// with the highest priority holds the VIP.
+// converged waits until every haproxy serves every master and a master
+// holds the VIP: ours keeps it where it is, the baseline moves it back to
+// the highest priority (m2) and is waited for.
 func converged(t *testing.T) {
 	t.Helper()
 	waitServing(t, 60*time.Second, masters...)
-	waitHolder(t, masters[len(masters)-1], 60*time.Second)
+	waitHolder(t, L.settledHolder(), 60*time.Second)
 }
 
 // 11. Every master restarted in turn, gracefully, under load (an upgrade):

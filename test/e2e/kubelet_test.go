@@ -286,8 +286,8 @@ func TestKubeletLab(t *testing.T) {
 }
 
 // K1. From nothing (network, control plane, containerd, kubelets, images
-// imported) to every haproxy serving the three apiservers with the VIP on
-// m2; then every mirror pod is Running and Ready and the client's load
+// imported) to every haproxy serving the three apiservers with the VIP on a
+// master; then every mirror pod is Running and Ready and the client's load
 // goes through.
 func kubeletColdStart(t *testing.T, took time.Duration) {
 	ctx := context.Background()
@@ -306,7 +306,7 @@ func kubeletColdStart(t *testing.T, took time.Duration) {
 	time.Sleep(5 * time.Second) // the length of the check
 	r := ld.stop(t)
 	L.record(t, "K1. cold start under kubelets, then steady load", r,
-		fmt.Sprintf("lab up (3 kubelets, images imported, VIP on m2) in %v; mirror pods Running and Ready", took.Round(time.Second)))
+		fmt.Sprintf("lab up (3 kubelets, images imported, VIP on %s) in %v; mirror pods Running and Ready", holder, took.Round(time.Second)))
 	if r.Failed != 0 || r.Sent < 50 {
 		t.Fatalf("%d requests, %d failed: %v", r.Sent, r.Failed, r.Errors)
 	}
@@ -337,12 +337,12 @@ func kubeletKillHAProxy(t *testing.T) {
 		t.Fatalf("haproxy on %s not back\n%s", holder.name, L.diagnose())
 	}
 	back = time.Since(start)
-	waitHolder(t, holder.name, 60*time.Second)
+	waitHolder(t, "", 60*time.Second)
 	time.Sleep(2 * time.Second) // load on past the VIP's return
 	r := ld.stop(t)
 	vip := "the VIP stayed"
 	if moved() {
-		vip = "the VIP went away and came back"
+		vip = "the VIP moved"
 	}
 	L.record(t, "K2. haproxy container killed on the VIP holder", r,
 		fmt.Sprintf("kubelet restarted it, serving again after %v; %s", back.Round(100*time.Millisecond), vip))
@@ -505,7 +505,7 @@ func kubeletStopped(t *testing.T) {
 // container. The monitor holds new connections to the VIP, faults
 // keepalived's track file and waits for the VIP to leave, the reloader keeps
 // haproxy serving for its stop delay, then soft-stops it; the new pod
-// starts, and the VIP comes back.
+// starts and serves, and the VIP stays where it went.
 func kubeletEditManifest(t *testing.T) {
 	holder := L.master(L.holder())
 	ld := L.startLoadPath(t, "kubelet-edit-manifest", "/version")
@@ -521,8 +521,7 @@ func kubeletEditManifest(t *testing.T) {
 	}
 	other := waitOtherHolder(t, holder.name)
 	moved := time.Since(start)
-	// The new pod runs and is ready, then the VIP returns to its preferred
-	// holder.
+	// The new pod runs, is ready and serves; the VIP stays where it went.
 	rollout := start.Format(time.RFC3339Nano)
 	if !harness.Poll(120*time.Second, 100*time.Millisecond, func() bool {
 		p, err := L.client.CoreV1().Pods(podNamespace).Get(context.Background(), "haproxy-"+holder.name, metav1.GetOptions{})
@@ -539,13 +538,18 @@ func kubeletEditManifest(t *testing.T) {
 		t.Fatalf("new haproxy pod on %s not ready\n%s", holder.name, L.diagnose())
 	}
 	ready := time.Since(start)
-	waitHolder(t, holder.name, 60*time.Second)
-	back := time.Since(start)
-	time.Sleep(2 * time.Second) // load on past the VIP's return
+	if !harness.Poll(60*time.Second, 100*time.Millisecond, func() bool { return holder.node.ServersUp(masters...) }) {
+		t.Fatalf("new haproxy on %s does not serve\n%s", holder.name, L.diagnose())
+	}
+	time.Sleep(5 * time.Second) // load on past a backup's master-down interval
 	r := ld.stop(t)
+	now := L.holder()
 	L.record(t, "K5. haproxy pod manifest edited on the VIP holder (pod replaced)", r,
-		fmt.Sprintf("VIP to %s after %v; new pod ready after %v, VIP back after %v", other, moved.Round(100*time.Millisecond),
-			ready.Round(100*time.Millisecond), back.Round(100*time.Millisecond)))
+		fmt.Sprintf("VIP to %s after %v; new pod ready after %v; VIP then on %s", other, moved.Round(100*time.Millisecond),
+			ready.Round(100*time.Millisecond), now))
+	if now != other {
+		t.Errorf("the VIP moved again, to %q, once %s served again: a holder that serves must keep it", now, holder.name)
+	}
 	bound(t, r, 0, 0) // measured 0 (before the hold: 0-3 failed, up to 27 ms)
 }
 
@@ -591,6 +595,9 @@ func kubeletRemoveManifest(t *testing.T) {
 	if err := L.writeStaticPods(holder, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitHolder(t, holder.name, 120*time.Second)
+	if !harness.Poll(120*time.Second, 100*time.Millisecond, func() bool { return holder.node.ServersUp(masters...) }) {
+		t.Fatalf("haproxy on %s does not serve after its pods were put back\n%s", holder.name, L.diagnose())
+	}
+	waitHolder(t, "", 60*time.Second)
 	afterwards(t, "kubelet-remove-manifest")
 }

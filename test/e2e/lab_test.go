@@ -163,9 +163,8 @@ func setup(fam family, tag string, baseline bool) (*lab, error) {
 	return l, nil
 }
 
-// converge waits until every haproxy serves the three apiservers and the
-// master with the highest VRRP priority (m2) holds the VIP; before that the
-// VIP may still move as masters become healthy and preempt.
+// converge waits until every haproxy serves the three apiservers and a
+// master holds the VIP (settledHolder).
 func (l *lab) converge() error {
 	ok := harness.Poll(180*time.Second, 100*time.Millisecond, func() bool {
 		for _, m := range l.masters {
@@ -173,13 +172,24 @@ func (l *lab) converge() error {
 				return false
 			}
 		}
-		return l.holder() == masters[len(masters)-1]
+		h := l.holder()
+		return h != "" && (l.settledHolder() == "" || h == l.settledHolder())
 	})
 	if !ok {
 		return fmt.Errorf("lab did not converge: holder %q\n%s", l.holder(), l.diagnose())
 	}
 	fmt.Printf("lab: %s converged, VIP on %s\n", l.fam.name, l.holder())
 	return nil
+}
+
+// settledHolder is where the VIP settles once every master serves: any
+// master for ours (a holder that serves keeps it), the highest priority,
+// m2, for the baseline, whose keepalived preempts ("" means any).
+func (l *lab) settledHolder() string {
+	if l.baseline {
+		return masters[len(masters)-1]
+	}
+	return ""
 }
 
 // serversUp reports whether m's haproxy serves exactly names, all UP.
