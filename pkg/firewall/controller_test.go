@@ -150,7 +150,7 @@ func (r *holdRules) Remove() error  { return r.log.Set(removed) }
 
 // Entries holdRules writes beside the levels.
 const (
-	held     keepalived.Level = 1000 + iota
+	held keepalived.Level = 1000 + iota
 	removed
 	released
 )
