@@ -188,7 +188,7 @@ func TestKillHAProxyOnHolder(t *testing.T) {
 	time.Sleep(2 * time.Second) // let the client see the new holder before stopping the load
 	r := ld.stop(t)
 	L.record(t, "4. kill haproxy on the VIP holder", r, fmt.Sprintf("VIP %s → %s after %v", old.name, next, moved.Round(100*time.Millisecond)))
-	bound(t, r, 30, 300*time.Millisecond) // goal 1 s; measured 9 failed, 65 ms (with FAULT at once: 13-23, 1.1-1.3 s; before the track file: 302-410, 2.0-2.5 s)
+	bound(t, r, 40, 300*time.Millisecond) // goal 1 s; measured 3-19 failed, 39-118 ms (with FAULT at once: 13-23, 1.1-1.3 s; before the track file: 302-410, 2.0-2.5 s)
 	afterwards(t, "kill-haproxy")
 	// Restore: haproxy back on the old holder; the VIP stays where it is.
 	if err := old.hap.Start(); err != nil {
