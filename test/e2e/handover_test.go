@@ -49,13 +49,20 @@ func (l *lab) startMasterAgain(t *testing.T, m *master) {
 	}
 }
 
-// converged waits until every haproxy serves every master and a master
-// holds the VIP: ours keeps it where it is, the baseline moves it back to
-// the highest priority (m2) and is waited for.
+// converged waits until every haproxy serves every master and the VIP has
+// settled (lab.settled).
 func converged(t *testing.T) {
 	t.Helper()
 	waitServing(t, 60*time.Second, masters...)
-	waitHolder(t, L.settledHolder(), 60*time.Second)
+	waitSettled(t)
+}
+
+// waitSettled waits until the VIP has settled (lab.settled).
+func waitSettled(t *testing.T) {
+	t.Helper()
+	if !harness.Poll(60*time.Second, 50*time.Millisecond, func() bool { return L.settled() != "" }) {
+		t.Fatalf("the VIP did not settle: holder %q\n%s", L.holder(), L.diagnose())
+	}
 }
 
 // 11. Every master restarted in turn, gracefully, under load (an upgrade):
@@ -67,12 +74,16 @@ func converged(t *testing.T) {
 // stopping apiserver answers /readyz with 500 on purpose.
 func TestRollingRestart(t *testing.T) {
 	ld := L.startLoadPath(t, "rolling-restart", "/version")
+	loadStart := time.Now()
 	time.Sleep(2 * time.Second) // load running before the first stop
 	start := time.Now()
 	for _, m := range L.masters {
+		t.Logf("at %.3fs: stopping %s (VIP on %s)", time.Since(loadStart).Seconds(), m.name, L.holder())
 		L.stopMaster(t, m)
+		t.Logf("at %.3fs: %s stopped (VIP on %s)", time.Since(loadStart).Seconds(), m.name, L.holder())
 		L.startMasterAgain(t, m)
 		converged(t)
+		t.Logf("at %.3fs: %s back, converged (VIP on %s)", time.Since(loadStart).Seconds(), m.name, L.holder())
 	}
 	r := ld.stop(t)
 	L.record(t, "11. rolling restart of all three masters, graceful, under load", r,

@@ -337,7 +337,7 @@ func kubeletKillHAProxy(t *testing.T) {
 		t.Fatalf("haproxy on %s not back\n%s", holder.name, L.diagnose())
 	}
 	back = time.Since(start)
-	waitHolder(t, "", 60*time.Second)
+	waitSettled(t)
 	time.Sleep(2 * time.Second) // load on past the VIP's return
 	r := ld.stop(t)
 	vip := "the VIP stayed"
@@ -598,6 +598,6 @@ func kubeletRemoveManifest(t *testing.T) {
 	if !harness.Poll(120*time.Second, 100*time.Millisecond, func() bool { return holder.node.ServersUp(masters...) }) {
 		t.Fatalf("haproxy on %s does not serve after its pods were put back\n%s", holder.name, L.diagnose())
 	}
-	waitHolder(t, "", 60*time.Second)
+	waitSettled(t)
 	afterwards(t, "kubelet-remove-manifest")
 }

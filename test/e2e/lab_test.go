@@ -163,8 +163,8 @@ func setup(fam family, tag string, baseline bool) (*lab, error) {
 	return l, nil
 }
 
-// converge waits until every haproxy serves the three apiservers and a
-// master holds the VIP (settledHolder).
+// converge waits until every haproxy serves the three apiservers and the
+// VIP has settled (settled).
 func (l *lab) converge() error {
 	ok := harness.Poll(180*time.Second, 100*time.Millisecond, func() bool {
 		for _, m := range l.masters {
@@ -172,8 +172,7 @@ func (l *lab) converge() error {
 				return false
 			}
 		}
-		h := l.holder()
-		return h != "" && (l.settledHolder() == "" || h == l.settledHolder())
+		return l.settled() != ""
 	})
 	if !ok {
 		return fmt.Errorf("lab did not converge: holder %q\n%s", l.holder(), l.diagnose())
@@ -182,14 +181,34 @@ func (l *lab) converge() error {
 	return nil
 }
 
-// settledHolder is where the VIP settles once every master serves: any
-// master for ours (a holder that serves keeps it), the highest priority,
-// m2, for the baseline, whose keepalived preempts ("" means any).
-func (l *lab) settledHolder() string {
-	if l.baseline {
-		return masters[len(masters)-1]
+// settled is the VIP holder once it will stay: for ours, once the holder's
+// monitor has told keepalived it holds the VIP and serves (priority 254:
+// before that a master with a higher priority may still take it); for the
+// baseline, whose keepalived preempts, once the highest priority (m2) has
+// it. "" while the VIP may still move.
+func (l *lab) settled() string {
+	h := l.holder()
+	switch {
+	case h == "":
+		return ""
+	case l.baseline:
+		if h != masters[len(masters)-1] {
+			return ""
+		}
+		return h
 	}
-	return ""
+	if lv, err := (keepalived.TrackFile{Path: l.trackFile(l.master(h))}).Level(); err != nil || lv != keepalived.Holding {
+		return ""
+	}
+	return h
+}
+
+// trackFile is m's keepalived track file as the monitor writes it.
+func (l *lab) trackFile(m *master) string {
+	if m.node != nil {
+		return filepath.Join(m.hostPaths()["run-haproxy-monitor"], "haproxy")
+	}
+	return m.track
 }
 
 // serversUp reports whether m's haproxy serves exactly names, all UP.

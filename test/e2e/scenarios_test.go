@@ -52,19 +52,6 @@ func frontendSessions(t *testing.T) int64 {
 	return sum
 }
 
-// waitHolder waits for the VIP to settle on want ("" = any master).
-func waitHolder(t *testing.T, want string, timeout time.Duration) string {
-	t.Helper()
-	var got string
-	if !harness.Poll(timeout, 50*time.Millisecond, func() bool {
-		got = L.holder()
-		return got != "" && (want == "" || got == want)
-	}) {
-		t.Fatalf("VIP holder %q, want %q\n%s", got, want, L.diagnose())
-	}
-	return got
-}
-
 // waitServing waits until every running master's haproxy serves names.
 func waitServing(t *testing.T, timeout time.Duration, names ...string) {
 	t.Helper()

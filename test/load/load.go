@@ -58,7 +58,8 @@ type Result struct {
 	// ByBackend counts successful answers by their X-Backend header (the
 	// suites' stand-in apiservers name themselves there).
 	ByBackend map[string]int64 `json:"by_backend,omitempty"`
-	// Errors are the first five failures.
+	// Errors are the first five failures, each with when it ended (seconds
+	// into the run).
 	Errors []string `json:"errors,omitempty"`
 }
 
@@ -72,6 +73,7 @@ type recorder struct {
 	mu          sync.Mutex
 	res         Result
 	lastOK      time.Time
+	start       time.Time
 	failedSince bool
 }
 
@@ -90,7 +92,7 @@ func (r *recorder) record(backend string, took time.Duration, st stage, err erro
 		}
 		r.failedSince = true
 		if len(r.res.Errors) < 5 {
-			r.res.Errors = append(r.res.Errors, err.Error())
+			r.res.Errors = append(r.res.Errors, fmt.Sprintf("at %.3fs: %v", now.Sub(r.start).Seconds(), err))
 		}
 		return
 	}
@@ -123,7 +125,7 @@ func Run(ctx context.Context, o Options) Result {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Duration)
 	defer cancel()
-	rec := &recorder{res: Result{ByBackend: map[string]int64{}}, lastOK: time.Now()}
+	rec := &recorder{res: Result{ByBackend: map[string]int64{}}, lastOK: time.Now(), start: time.Now()}
 	var claimed atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < o.Workers; w++ {
