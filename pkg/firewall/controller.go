@@ -78,12 +78,13 @@ type Controller struct {
 	// not serve.
 	LocalProbe func(ctx context.Context) error
 	// HoldsVIP, if set with Track, reports whether a VIP is on this node.
-	// It is asked at every probe, and on shutdown the controller holds new connections to it (Rules that are a
-	// Holder), faults the track file and waits (at most HandOver) for
-	// keepalived to move the VIP away, then Settle more for another node to
-	// take it, before it takes the redirect and the hold out. A client's
-	// new connection waits for its SYN's retransmission instead of landing
-	// on a node that is going, and what was in flight finishes there.
+	// It is asked at every probe. On shutdown the controller holds new
+	// connections to the VIP (Rules that are a Holder), faults the track
+	// file and waits (at most HandOver) for keepalived to move the VIP
+	// away, then Settle more for another node to take it, before it takes
+	// the redirect and the hold out. A client's new connection waits for
+	// its SYN's retransmission instead of landing on a node that is going,
+	// and what was in flight finishes there.
 	HoldsVIP func() bool
 	HandOver time.Duration
 	Settle   time.Duration
