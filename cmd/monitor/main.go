@@ -111,7 +111,7 @@ func newCommand() *cobra.Command {
 	f.StringVar(&cfg.RedirectProbeURL, "redirect-probe-url", def.RedirectProbeURL, "haproxy monitor-uri probed once per check interval for the redirect")
 	f.IntVar(&cfg.RedirectOnAfter, "redirect-on-after", def.RedirectOnAfter, "Consecutive good probes before the redirect goes in")
 	f.IntVar(&cfg.RedirectOffAfter, "redirect-off-after", def.RedirectOffAfter, "Consecutive bad probes before it comes out")
-	f.StringVar(&cfg.TrackFile, "keepalived-track-file", def.TrackFile, "keepalived track file to write (weight -1): 0 while the local haproxy serves, 253 while only the local apiserver does, 254 when neither does or on shutdown; empty disables")
+	f.StringVar(&cfg.TrackFile, "keepalived-track-file", def.TrackFile, "keepalived track file to write (weight -1): -253 while the local haproxy serves and the VIP is here, 0 while it serves, 253 while only the local apiserver does, 254 when neither does or on shutdown; empty disables")
 	f.StringVar(&cfg.LocalAPIURL, "local-apiserver-url", def.LocalAPIURL, "The local kube-apiserver's readiness URL, probed while haproxy does not serve; empty: https://localhost:<api-port>/readyz")
 	f.DurationVar(&cfg.HandOver, "vip-handover-timeout", def.HandOver, "On SIGTERM, how long to wait for the VIP to leave this node before removing the redirect")
 	f.DurationVar(&cfg.HandOverSettle, "vip-handover-settle", def.HandOverSettle, "On SIGTERM, how long new connections stay held after the VIP left, for another node to take it")
