@@ -97,6 +97,7 @@ func TestRollingRestart(t *testing.T) {
 // before a backup's master-down interval ends, so the VIP stays.
 func TestHAProxyRestartOnHolder(t *testing.T) {
 	holder := L.master(L.holder())
+	waitRedirect(t, holder.name)
 	ld := L.startLoad(t, "haproxy-restart")
 	time.Sleep(2 * time.Second) // load running before the failure
 	moved := L.watchHolder(t, holder.name)
@@ -212,6 +213,7 @@ func TestFastVRRPUnderCPULoad(t *testing.T) {
 // VIP:6443 to the dead haproxy. The fallback must move the VIP.
 func TestMonitorKilledThenHAProxy(t *testing.T) {
 	old := L.master(L.holder())
+	waitRedirect(t, old.name)
 	ld := L.startLoad(t, "monitor-killed")
 	time.Sleep(2 * time.Second) // load running before the failure
 	if err := old.mon.Signal(syscall.SIGKILL); err != nil {
@@ -245,6 +247,7 @@ func TestMonitorKilledThenHAProxy(t *testing.T) {
 // a second later.
 func TestHolderControlPlaneDies(t *testing.T) {
 	old := L.master(L.holder())
+	waitRedirect(t, old.name)
 	api := L.cp.APIServers[old.index]
 	ld := L.startLoad(t, "control-plane-dies")
 	time.Sleep(2 * time.Second) // load running before the failure

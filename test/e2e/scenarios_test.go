@@ -52,6 +52,21 @@ func frontendSessions(t *testing.T) int64 {
 	return sum
 }
 
+// waitRedirect waits until name's redirect of VIP:6443 into haproxy is in
+// (ours puts it in after three good probes, one per check interval; the
+// baseline's after three of its 6 s probes), so a scenario that kills
+// haproxy there measures what the redirect does.
+func waitRedirect(t *testing.T, name string) {
+	t.Helper()
+	want := L.fam.nftFamily + " daddr " + L.vip + " tcp dport 6443 redirect to :9445"
+	if !harness.Poll(60*time.Second, 100*time.Millisecond, func() bool {
+		out, _ := L.net.Run(name, "nft", "list", "table", L.fam.nftFamily, "ocp_nat")
+		return strings.Contains(out, want)
+	}) {
+		t.Fatalf("no VIP redirect on %s\n%s", name, L.diagnose())
+	}
+}
+
 // waitServing waits until every running master's haproxy serves names.
 func waitServing(t *testing.T, timeout time.Duration, names ...string) {
 	t.Helper()
@@ -166,6 +181,7 @@ func TestKillAPIServer(t *testing.T) {
 // never a moment without a holder.
 func TestKillHAProxyOnHolder(t *testing.T) {
 	old := L.master(L.holder())
+	waitRedirect(t, old.name)
 	ld := L.startLoad(t, "kill-haproxy")
 	time.Sleep(2 * time.Second) // load running before the failure
 	start := time.Now()
