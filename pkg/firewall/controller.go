@@ -167,7 +167,11 @@ func (c *Controller) takeOver(ctx context.Context) {
 // time to take it, then removes the rules and the hold.
 func (c *Controller) shutdown() {
 	if c.Track != nil {
-		holding := c.HoldsVIP != nil && c.HoldsVIP()
+		// keepalived, stopped with the monitor (a node shutting down), may
+		// have removed the VIP already; clients that have not heard of the
+		// next holder still send here, so hold as if it were still here.
+		wasHolding := c.tracked != nil && *c.tracked == keepalived.Holding
+		holding := c.HoldsVIP != nil && (c.HoldsVIP() || wasHolding)
 		if h, ok := c.Rules.(Holder); ok && holding {
 			if err := h.Hold(); err != nil {
 				c.Log.WithError(err).Warn("holding new connections to the VIP while it moves")

@@ -243,3 +243,46 @@ func TestControllerHaproxyGoneAndHandOver(t *testing.T) {
 		t.Fatalf("shutdown did %v; want hold, fault, remove (%v)", got, want)
 	}
 }
+
+// keepalived stopped together with the monitor (a node shutting down) may
+// have removed the VIP before the monitor hears SIGTERM: a monitor that last
+// said Holding still holds new connections, and for Settle, since clients
+// that have not heard of the next holder still send to this node.
+func TestShutdownHoldsWhenTheVIPJustLeft(t *testing.T) {
+	track := &trackFake{}
+	rules := &holdRules{log: track}
+	var vipHere, block atomic.Bool
+	vipHere.Store(true)
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	c := &Controller{Rules: rules, Interval: 10 * time.Second, ProbeInterval: 10 * time.Millisecond,
+		Hysteresis: Hysteresis{OnAfter: 1, OffAfter: 11}, Log: log, Track: track,
+		HoldsVIP: vipHere.Load, HandOver: 5 * time.Second, Settle: 200 * time.Millisecond,
+		Probe: func(ctx context.Context) error {
+			if block.Load() { // no probe ends before the controller stops
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			return nil
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	if !eventually(func() bool { return track.last() == keepalived.Holding }) {
+		t.Fatalf("never said Holding: %v", track.values())
+	}
+	before := len(track.values())
+	block.Store(true)
+	vipHere.Store(false) // keepalived, stopping, took the VIP away
+	start := time.Now()
+	cancel()
+	<-done
+	got := track.values()[before:]
+	want := []keepalived.Level{held, keepalived.Fault, removed}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("shutdown did %v; want hold, fault, remove (%v)", got, want)
+	}
+	if d := time.Since(start); d < c.Settle {
+		t.Fatalf("rules out after %v; want the hold kept for Settle (%v)", d, c.Settle)
+	}
+}
