@@ -591,7 +591,11 @@ func kubeletRemoveManifest(t *testing.T) {
 	r := ld.stop(t)
 	L.record(t, "K6. both static pods removed from the VIP holder", r,
 		fmt.Sprintf("VIP to %s after %v, pods gone after %v", other, moved.Round(100*time.Millisecond), gone.Round(100*time.Millisecond)))
-	bound(t, r, 0, 0) // measured 0 (before the hold: 0-4 failed, 0.7-2.05 s)
+	// measured 0-1: keepalived's pod stops with the monitor's, and when it
+	// drops the VIP before the monitor holds, a connection accepted in
+	// between is reset once the next holder announces the VIP (README,
+	// Firewall redirect). Before the hold: 0-4 failed, 0.7-2.05 s.
+	bound(t, r, 2, vipMoveOutage)
 	if err := L.writeStaticPods(holder, nil); err != nil {
 		t.Fatal(err)
 	}
