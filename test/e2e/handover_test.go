@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/haproxy-monitor/haproxy-monitor/test/harness"
+	"github.com/haproxy-monitor/haproxy-monitor/test/load"
 )
 
 // stopMaster stops a master the way the kubelet stops its pods on a reboot:
@@ -228,10 +229,7 @@ func TestMonitorKilledThenHAProxy(t *testing.T) {
 	_ = old.mon.Wait(ctx)
 	start := time.Now()
 	old.hap.Kill()
-	next := waitOtherHolder(t, old.name)
-	moved := time.Since(start)
-	time.Sleep(2 * time.Second) // let the client see the new holder before stopping the load
-	r := ld.stop(t)
+	next, moved, r := stopAfterMove(t, ld, old.name, start)
 	L.record(t, "14. monitor killed (SIGKILL) on the VIP holder, then its haproxy", r,
 		fmt.Sprintf("the script fallback: VIP %s → %s after %v", old.name, next, moved.Round(100*time.Millisecond)))
 	bound(t, r, 2000, 12*time.Second) // measured 580-1079 failed, 3.0-5.9 s
@@ -259,10 +257,7 @@ func TestHolderControlPlaneDies(t *testing.T) {
 	L.cp.KillAPIServer(api)
 	old.hap.Kill()
 	t.Cleanup(func() { _ = L.cp.StartAPIServer(context.Background(), api) })
-	next := waitOtherHolder(t, old.name)
-	moved := time.Since(start)
-	time.Sleep(2 * time.Second) // let the client see the new holder before stopping the load
-	r := ld.stop(t)
+	next, moved, r := stopAfterMove(t, ld, old.name, start)
 	L.record(t, "15. kube-apiserver and haproxy killed on the VIP holder", r,
 		fmt.Sprintf("VIP %s → %s after %v", old.name, next, moved.Round(10*time.Millisecond)))
 	bound(t, r, 40, vipMoveOutage) // measured 7-20 failed, 1.06-1.15 s
@@ -300,4 +295,15 @@ func (l *lab) watchHolder(t *testing.T, holder string) (moved func() bool) {
 		stop()
 		return off.Load()
 	}
+}
+
+// stopAfterMove waits for the VIP to leave old, lets the client see the new
+// holder for 2 s, and stops the load: the holder, how long after start the
+// VIP moved, and what the load saw.
+func stopAfterMove(t *testing.T, ld *runningLoad, old string, start time.Time) (string, time.Duration, load.Result) {
+	t.Helper()
+	next := waitOtherHolder(t, old)
+	moved := time.Since(start)
+	time.Sleep(2 * time.Second) // the length of the check after the move
+	return next, moved, ld.stop(t)
 }

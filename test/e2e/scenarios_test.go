@@ -186,10 +186,7 @@ func TestKillHAProxyOnHolder(t *testing.T) {
 	time.Sleep(2 * time.Second) // load running before the failure
 	start := time.Now()
 	old.hap.Kill() // the reloader's PID namespace: haproxy and socat with it
-	next := waitOtherHolder(t, old.name)
-	moved := time.Since(start)
-	time.Sleep(2 * time.Second) // let the client see the new holder before stopping the load
-	r := ld.stop(t)
+	next, moved, r := stopAfterMove(t, ld, old.name, start)
 	L.record(t, "4. kill haproxy on the VIP holder", r, fmt.Sprintf("VIP %s → %s after %v", old.name, next, moved.Round(100*time.Millisecond)))
 	bound(t, r, 40, 300*time.Millisecond) // goal 1 s; measured 3-19 failed, 39-118 ms (with FAULT at once: 13-23, 1.1-1.3 s; before the track file: 302-410, 2.0-2.5 s)
 	afterwards(t, "kill-haproxy")
