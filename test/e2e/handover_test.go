@@ -232,7 +232,7 @@ func TestMonitorKilledThenHAProxy(t *testing.T) {
 	next, moved, r := stopAfterMove(t, ld, old.name, start)
 	L.record(t, "14. monitor killed (SIGKILL) on the VIP holder, then its haproxy", r,
 		fmt.Sprintf("the script fallback: VIP %s → %s after %v", old.name, next, moved.Round(100*time.Millisecond)))
-	bound(t, r, 2000, 12*time.Second) // measured 580-1079 failed, 3.0-5.9 s
+	bound(t, r, 2000, 12*time.Second) // measured 580-1136 failed, 3.0-5.9 s
 	if err := old.hap.Start(); err != nil {
 		t.Fatal(err)
 	}
