@@ -259,6 +259,13 @@ func chains(t *nftables.Table) []*nftables.Chain {
 
 // ruleExprs is "<ip|ip6> daddr VIP tcp dport API redirect to :LB".
 func ruleExprs(vip netip.Addr, apiPort, lbPort uint16) []expr.Any {
+	return append(toAPI(vip, apiPort),
+		&expr.Immediate{Register: 1, Data: be16(lbPort)},
+		&expr.Redir{RegisterProtoMin: 1})
+}
+
+// toAPI matches "<ip|ip6> daddr VIP tcp dport API".
+func toAPI(vip netip.Addr, apiPort uint16) []expr.Any {
 	offset, length := uint32(16), uint32(4) // IPv4 destination address
 	if vip.Is6() {
 		offset, length = 24, 16
@@ -270,8 +277,6 @@ func ruleExprs(vip netip.Addr, apiPort, lbPort uint16) []expr.Any {
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: be16(apiPort)},
-		&expr.Immediate{Register: 1, Data: be16(lbPort)},
-		&expr.Redir{RegisterProtoMin: 1},
 	}
 }
 
@@ -281,7 +286,7 @@ func holdExprs(vip netip.Addr, apiPort uint16) []expr.Any {
 	return append([]expr.Any{
 		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname("lo")},
-	}, append(ruleExprs(vip, apiPort, 0)[:6],
+	}, append(toAPI(vip, apiPort),
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x12}, Xor: []byte{0}},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x02}},

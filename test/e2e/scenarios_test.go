@@ -32,9 +32,8 @@ func TestSteadyState(t *testing.T) {
 	if after := frontendSessions(t); after-before < r.Sent {
 		t.Fatalf("only %d of %d requests went through haproxy: the redirect is not in use", after-before, r.Sent)
 	}
-	out, _ := L.net.Run(holder, "nft", "list", "table", L.fam.nftFamily, "ocp_nat")
-	if !strings.Contains(out, L.fam.nftFamily+" daddr "+L.vip+" tcp dport 6443 redirect to :9445") {
-		t.Fatalf("no redirect rule on the VIP holder:\n%s", out)
+	if !L.redirectIn(holder) {
+		t.Fatalf("no redirect rule on the VIP holder %s", holder)
 	}
 }
 
@@ -58,13 +57,16 @@ func frontendSessions(t *testing.T) int64 {
 // haproxy there measures what the redirect does.
 func waitRedirect(t *testing.T, name string) {
 	t.Helper()
-	want := L.fam.nftFamily + " daddr " + L.vip + " tcp dport 6443 redirect to :9445"
-	if !harness.Poll(60*time.Second, 100*time.Millisecond, func() bool {
-		out, _ := L.net.Run(name, "nft", "list", "table", L.fam.nftFamily, "ocp_nat")
-		return strings.Contains(out, want)
-	}) {
+	if !harness.Poll(60*time.Second, 100*time.Millisecond, func() bool { return L.redirectIn(name) }) {
 		t.Fatalf("no VIP redirect on %s\n%s", name, L.diagnose())
 	}
+}
+
+// redirectIn reports whether name's nftables redirect VIP:6443 into haproxy,
+// as nft prints it.
+func (l *lab) redirectIn(name string) bool {
+	out, _ := l.net.Run(name, "nft", "list", "table", l.fam.nftFamily, "ocp_nat")
+	return strings.Contains(out, l.fam.nftFamily+" daddr "+l.vip+" tcp dport 6443 redirect to :9445")
 }
 
 // waitServing waits until every running master's haproxy serves names.
