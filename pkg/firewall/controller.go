@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"syscall"
 	"time"
 
@@ -54,13 +56,23 @@ type Tracker interface {
 // once, so VIP:api-port reaches the local apiserver directly; 503s and
 // timeouts keep the hysteresis. While on, every observation re-ensures the
 // rules, repairing them if something else flushed the ruleset.
+//
+// With Watch set, haproxy's death is an event rather than the next probe's
+// finding: after each good probe the controller holds a connection to
+// haproxy, which the kernel closes the moment the process dies, and probes
+// at once when it closes.
 type Controller struct {
 	Rules         Rules // nil: probe for Track only
 	Probe         func(ctx context.Context) error
 	Interval      time.Duration
 	ProbeInterval time.Duration // 0: Interval
-	Hysteresis    Hysteresis
-	Log           logrus.FieldLogger
+	// Watch, if set, holds a connection to haproxy and returns once it is
+	// closed (HoldConnection); the probe that follows decides what the
+	// close meant: a reload's soft stop or an idle timeout (haproxy still
+	// answers) or haproxy gone (refused, reset or cut off).
+	Watch      func(ctx context.Context) error
+	Hysteresis Hysteresis
+	Log        logrus.FieldLogger
 	// Installed, if set, is called whenever the rules' real state changes:
 	// true once they were ensured, false once removed or when ensuring them
 	// failed.
@@ -110,15 +122,75 @@ func (c *Controller) Run(ctx context.Context) {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	// closed carries the end of a held connection; at most one is held.
+	closed := make(chan error, 1)
+	watching, woken := false, false
 	for {
-		c.step(ctx)
+		ok := c.step(ctx, woken)
+		// Not right after a close: a connection that cannot be held must
+		// not turn the loop into a spin; the next tick starts it.
+		if c.Watch != nil && ok && !watching && !woken {
+			watching = true
+			go func() { closed <- c.Watch(ctx) }()
+		}
+		woken = false
 		select {
 		case <-ctx.Done():
+			if watching {
+				<-closed
+			}
 			c.shutdown()
 			return
 		case <-t.C:
+		case err := <-closed:
+			watching, woken = false, true
+			c.Log.WithError(err).Debug("connection held to haproxy closed; probing at once")
 		}
 	}
+}
+
+// HoldConnection returns a Watch that connects to addr (host:port, haproxy's
+// probe listener) and waits, sending nothing, until the connection is
+// closed: by the kernel the moment haproxy dies, by haproxy on a reload's
+// soft stop or after its request timeout, or by ctx.
+func HoldConnection(addr string, dialTimeout time.Duration) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		d := net.Dialer{Timeout: dialTimeout}
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+		defer stop()
+		defer conn.Close()
+		buf := make([]byte, 512)
+		for {
+			// haproxy answers a connection that sends nothing with a 408
+			// after its request timeout, then closes it.
+			if _, err := conn.Read(buf); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// ProbeAddr is the host:port a probe URL connects to.
+func ProbeAddr(rawURL string) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", err
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("probe URL %q has no host", rawURL)
+	}
+	if u.Port() != "" {
+		return u.Host, nil
+	}
+	port := "80"
+	if u.Scheme == "https" {
+		port = "443"
+	}
+	return net.JoinHostPort(u.Hostname(), port), nil
 }
 
 // takeOver starts from what a previous run left, if haproxy serves now: its
@@ -201,16 +273,20 @@ func (c *Controller) shutdown() {
 	c.setInstalled(false)
 }
 
-// step probes once and acts.
-func (c *Controller) step(ctx context.Context) {
+// step probes once and acts, the redirect first (the data path), then the
+// track file; it reports whether the probe passed. woken says a held
+// connection to haproxy just closed: a probe then cut off (refused, reset,
+// closed) means haproxy died, not that it is slow.
+func (c *Controller) step(ctx context.Context, woken bool) bool {
 	timeout := min(c.Interval, 2*time.Second)
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	err := c.Probe(pctx)
 	cancel()
 	if ctx.Err() != nil {
-		return
+		return false
 	}
-	gone := errors.Is(err, syscall.ECONNREFUSED)
+	gone := errors.Is(err, syscall.ECONNREFUSED) || (woken && cutOff(err))
+	c.redirect(err, gone)
 	if c.Track != nil {
 		serving, _ := c.track.Observe(err == nil)
 		if gone {
@@ -219,6 +295,18 @@ func (c *Controller) step(ctx context.Context) {
 		}
 		c.setTracked(c.level(ctx, serving))
 	}
+	return err == nil
+}
+
+// cutOff reports a probe that lost its connection rather than an answer.
+func cutOff(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// redirect counts an observation (once per Interval, or at once when
+// haproxy is gone) and switches the rules.
+func (c *Controller) redirect(err error, gone bool) {
 	observe := time.Since(c.observed) >= c.Interval-c.Interval/10
 	if !observe && !(gone && c.Hysteresis.Active()) {
 		return

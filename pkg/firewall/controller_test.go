@@ -286,3 +286,107 @@ func TestShutdownHoldsWhenTheVIPJustLeft(t *testing.T) {
 		t.Fatalf("rules out after %v; want the hold kept for Settle (%v)", d, c.Settle)
 	}
 }
+
+// haproxy's death is an event: with a held connection, the redirect comes
+// out when the process goes, without waiting for a probe (here the probes
+// are an hour apart, so nothing else could take it out).
+func TestControllerNoticesHAProxyDeathAtOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	var accepted atomic.Int64
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				accepted.Add(1)
+			}
+		}}
+	go func() { _ = srv.Serve(ln) }()
+	var installed atomic.Bool
+	var watches atomic.Int64
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	hold := HoldConnection(addr, time.Second)
+	c := &Controller{Rules: &rulesFake{}, Probe: HTTPProbe("http://" + addr + "/haproxy_ready"),
+		Interval: time.Second, ProbeInterval: time.Hour, Hysteresis: Hysteresis{OnAfter: 1, OffAfter: 11}, Log: log,
+		Installed: func(on bool) { installed.Store(on) },
+		Watch: func(ctx context.Context) error {
+			watches.Add(1)
+			return hold(ctx)
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	// One probe's connection, then the held one.
+	if !eventually(func() bool { return installed.Load() && accepted.Load() >= 2 }) {
+		t.Fatalf("installed %v, %d connections accepted", installed.Load(), accepted.Load())
+	}
+	_ = srv.Close() // haproxy dies: its listener and every connection close
+	if !eventually(func() bool { return !installed.Load() }) {
+		t.Fatal("the redirect stayed in after haproxy died")
+	}
+	if n := watches.Load(); n != 1 {
+		t.Fatalf("%d watches started; want 1 (none after the close without a good probe)", n)
+	}
+}
+
+// A held connection ends with its context, and when the peer closes it.
+func TestHoldConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	conns := make(chan net.Conn, 2)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns <- c
+		}
+	}()
+	hold := HoldConnection(ln.Addr().String(), time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	ended := make(chan error, 1)
+	go func() { ended <- hold(ctx) }()
+	<-conns
+	select {
+	case err := <-ended:
+		t.Fatalf("returned while the connection was open: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	cancel()
+	if err := <-ended; err == nil {
+		t.Fatal("no error after the context ended")
+	}
+	go func() { ended <- hold(context.Background()) }()
+	peer := <-conns
+	_, _ = peer.Write([]byte("HTTP/1.1 408 Request Time-out\r\n\r\n")) // what haproxy says before closing
+	_ = peer.Close()
+	if err := <-ended; !errors.Is(err, io.EOF) {
+		t.Fatalf("got %v after the peer closed; want EOF", err)
+	}
+	if err := HoldConnection("127.0.0.1:1", time.Second)(context.Background()); err == nil {
+		t.Fatal("no error dialing a closed port")
+	}
+}
+
+func TestProbeAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://127.0.0.1:50936/haproxy_ready": "127.0.0.1:50936",
+		"http://[::1]:50936/haproxy_ready":     "[::1]:50936",
+		"http://localhost/haproxy_ready":       "localhost:80",
+		"https://localhost/x":                  "localhost:443",
+		"/haproxy_ready":                       "",
+	} {
+		got, err := ProbeAddr(in)
+		if (err != nil) != (want == "") || got != want {
+			t.Errorf("ProbeAddr(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/firewall"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/reload"
 )
 
@@ -67,6 +68,10 @@ type Config struct {
 	RedirectProbeURL string
 	RedirectOnAfter  int
 	RedirectOffAfter int
+	// WatchHAProxy holds an idle connection to RedirectProbeURL's address
+	// so that haproxy's death is noticed when the kernel closes it, not on
+	// the next probe; the probes go on as the fallback.
+	WatchHAProxy bool
 
 	// TrackFile is keepalived's track file on a hostPath both static pods
 	// mount, holding a keepalived.Level: Serving while the local haproxy
@@ -115,6 +120,7 @@ func DefaultConfig() Config {
 		RedirectProbeURL: "http://127.0.0.1:50936/haproxy_ready",
 		RedirectOnAfter:  3,
 		RedirectOffAfter: 11,
+		WatchHAProxy:     true,
 		HandOver:         10 * time.Second,
 		HandOverSettle:   time.Second,
 	}
@@ -161,6 +167,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Redirect && (c.RedirectOnAfter < 1 || c.RedirectOffAfter < 1 || c.RedirectProbeURL == "") {
 		errs = append(errs, errors.New("--redirect-on-after and --redirect-off-after must be at least 1 and --redirect-probe-url set"))
+	}
+	if _, err := firewall.ProbeAddr(c.RedirectProbeURL); err != nil && c.WatchHAProxy && (c.Redirect || c.TrackFile != "") {
+		errs = append(errs, fmt.Errorf("--redirect-probe-url (held open by --watch-haproxy): %w", err))
 	}
 	if c.HandOver < 0 || c.HandOverSettle < 0 {
 		errs = append(errs, errors.New("--vip-handover-timeout and --vip-handover-settle must not be negative"))

@@ -232,6 +232,31 @@ func (h *HAProxy) ServersUp(want ...string) bool {
 	return err == nil && serversUp(s, true, want)
 }
 
+// ServersReady is ServersUp with none of them draining.
+func (h *HAProxy) ServersReady(want ...string) bool {
+	s, err := h.Servers()
+	return err == nil && serversUp(s, false, want)
+}
+
+// Info is one field of the running haproxy's "show info" (Pid, Uptime_sec, ...).
+func (h *HAProxy) Info(field string) (string, error) {
+	out, err := runtimeapi.Command(context.Background(), h.StatsSock, "show info")
+	if err != nil {
+		return "", err
+	}
+	return infoField(out, field)
+}
+
+// infoField picks one field out of "show info".
+func infoField(out, field string) (string, error) {
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && k == field {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	return "", fmt.Errorf("no %s in haproxy's show info", field)
+}
+
 // serversUp reports whether s is exactly want, all UP (and, unless
 // draining is allowed, none draining). Each entry is "name" or
 // "name@address".

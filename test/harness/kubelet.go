@@ -435,12 +435,7 @@ func (n *KubeletNode) HAProxyInfo(field string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for _, line := range strings.Split(out, "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && k == field {
-			return strings.TrimSpace(v), nil
-		}
-	}
-	return "", fmt.Errorf("no %s in haproxy's show info", field)
+	return infoField(out, field)
 }
 
 // ContainerLog is the newest log file of a container of this node's static
