@@ -319,6 +319,7 @@ func kubeletColdStart(t *testing.T, took time.Duration) {
 // file on disk, and the VIP stays unless that took longer than a backup's
 // master-down interval.
 func kubeletKillHAProxy(t *testing.T) {
+	kubeletHealthy(t)
 	holder := L.master(L.holder())
 	if !harness.Poll(60*time.Second, 200*time.Millisecond, func() bool { return L.redirectActive(holder.name) }) {
 		t.Fatalf("no VIP redirect on %s\n%s", holder.name, L.diagnose())
@@ -331,15 +332,21 @@ func kubeletKillHAProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	var back time.Duration
+	// Back: the restarted haproxy serves the three, and it is the one
+	// clients reach (the only listener on the lb port), not a stats socket
+	// of another.
 	if !harness.Poll(60*time.Second, 20*time.Millisecond, func() bool {
-		return holder.node.ServersUp(masters...)
+		return holder.node.ServersUp(masters...) && holder.node.Serving(lbPort) == nil
 	}) {
-		t.Fatalf("haproxy on %s not back\n%s", holder.name, L.diagnose())
+		t.Fatalf("haproxy on %s not back: %v\n%s", holder.name, holder.node.Serving(lbPort), L.diagnose())
 	}
 	back = time.Since(start)
 	waitSettled(t)
 	time.Sleep(2 * time.Second) // load on past the VIP's return
 	r := ld.stop(t)
+	if err := holder.node.Serving(lbPort); err != nil {
+		t.Errorf("after the restart on %s: %v\n%s", holder.name, err, L.diagnose())
+	}
 	vip := "the VIP stayed"
 	if moved() {
 		vip = "the VIP moved"
@@ -353,6 +360,7 @@ func kubeletKillHAProxy(t *testing.T) {
 // serving and is not reloaded when the kubelet restarts the monitor (the
 // file on disk is current; haproxy serves it), the VIP stays.
 func kubeletKillMonitor(t *testing.T) {
+	kubeletHealthy(t)
 	holder := L.master(L.holder())
 	before, err := holder.haproxyPID()
 	if err != nil {
@@ -400,6 +408,31 @@ func kubeletKillMonitor(t *testing.T) {
 	}
 }
 
+// lbPort is the haproxy frontend's port (the manifests' default).
+const lbPort = 9445
+
+// kubeletHealthy fails t, naming what is wrong, unless every master's
+// haproxy serves the three masters and is the one clients reach: a
+// scenario that failed before must not leave the next to fail on a dead
+// socket with no word of why.
+func kubeletHealthy(t *testing.T) {
+	t.Helper()
+	var last error
+	if !harness.Poll(30*time.Second, 100*time.Millisecond, func() bool {
+		last = nil
+		for _, m := range L.masters {
+			if err := m.node.Serving(lbPort); err != nil {
+				last = fmt.Errorf("%s: %w", m.name, err)
+			} else if s, err := m.node.Servers(); err != nil || !m.node.ServersUp(masters...) {
+				last = fmt.Errorf("%s: haproxy serves %v %v, want %v all UP", m.name, s, err, masters)
+			}
+		}
+		return last == nil
+	}) {
+		t.Fatalf("the lab is not healthy at the start of this scenario (one before may have left it so): %v\n%s", last, L.diagnose())
+	}
+}
+
 // redirectActive reports whether the monitor on master name has its VIP
 // redirect into haproxy in place (its metric follows the rules' real state).
 func (l *lab) redirectActive(name string) bool {
@@ -427,6 +460,7 @@ func (l *lab) restarts(t *testing.T, pod, container string) int32 {
 // removed from any haproxy, not one request fails. The kubelet starts again
 // and adopts the running pods: haproxy is not restarted.
 func kubeletStopped(t *testing.T) {
+	kubeletHealthy(t)
 	ctx := context.Background()
 	holder := L.master(L.holder())
 	before, err := holder.haproxyPID()
@@ -507,6 +541,7 @@ func kubeletStopped(t *testing.T) {
 // haproxy serving for its stop delay, then soft-stops it; the new pod
 // starts and serves, and the VIP stays where it went.
 func kubeletEditManifest(t *testing.T) {
+	kubeletHealthy(t)
 	holder := L.master(L.holder())
 	ld := L.startLoadPath(t, "kubelet-edit-manifest", "/version")
 	time.Sleep(2 * time.Second) // load running before the change
@@ -570,6 +605,7 @@ func waitOtherHolder(t *testing.T, from string) string {
 // of the load balancer): the pods stop gracefully, the VIP moves, the other
 // masters go on serving; put back, they return.
 func kubeletRemoveManifest(t *testing.T) {
+	kubeletHealthy(t)
 	holder := L.master(L.holder())
 	ld := L.startLoadPath(t, "kubelet-remove-manifest", "/version")
 	time.Sleep(2 * time.Second) // load running before the removal

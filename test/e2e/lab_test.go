@@ -593,6 +593,8 @@ func (l *lab) diagnose() string {
 			fmt.Fprintf(&b, "%s: servers %v %v\n  monitor: %s\n  keepalived: %s\n  reloader: %s\n%s", m.name, s, err,
 				tail(m.node.ContainerLog("haproxy", "haproxy-monitor"), 6), tail(m.node.ContainerLog("keepalived", "keepalived"), 4),
 				tail(m.node.ContainerLog("haproxy", "haproxy"), 15), m.node.Log(10))
+			tasks, _ := m.node.Ctr("tasks", "list")
+			fmt.Fprintf(&b, "  containerd tasks:\n%s\n", tasks)
 			continue
 		}
 		s, err := m.hap.Servers()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -456,3 +457,43 @@ func (n *KubeletNode) ContainerLog(pod, container string) string {
 	b, _ := os.ReadFile(best)
 	return string(b)
 }
+
+// Serving checks that the haproxy clients reach is the one whose runtime
+// API the monitor and the lab read: exactly one process listens on lbPort
+// in the node's network namespace, and it is the worker that the pod's
+// stats socket answers for (its pid in the container's PID namespace, the
+// last of /proc/<pid>/status NSpid). Two haproxy processes from two
+// containers on one emptyDir, or a stats socket whose haproxy died while
+// another serves, fail here with both named.
+func (n *KubeletNode) Serving(lbPort int) error {
+	pid, err := n.HAProxyInfo("Pid")
+	if err != nil {
+		return fmt.Errorf("runtime API: %w", err)
+	}
+	out, err := exec.Command("nsenter", "--net="+n.netns, "--", "ss", "-Htlnp", fmt.Sprintf("sport = :%d", lbPort)).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ss: %v: %s", err, out)
+	}
+	listeners := map[string]bool{}
+	for _, m := range ssPID.FindAllStringSubmatch(string(out), -1) {
+		listeners[m[1]] = true
+	}
+	var inner []string
+	for hostPID := range listeners {
+		b, err := os.ReadFile("/proc/" + hostPID + "/status")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) > 1 && f[0] == "NSpid:" {
+				inner = append(inner, f[len(f)-1])
+			}
+		}
+	}
+	if len(inner) != 1 || inner[0] != pid {
+		return fmt.Errorf("the runtime API answers for haproxy pid %s, but on :%d listen %v (pids in their containers)", pid, lbPort, inner)
+	}
+	return nil
+}
+
+var ssPID = regexp.MustCompile(`pid=(\d+)`)
