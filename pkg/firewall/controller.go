@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -149,12 +150,20 @@ func (c *Controller) Run(ctx context.Context) {
 	}
 }
 
-// HoldConnection returns a Watch that connects to addr (host:port, haproxy's
-// probe listener) and waits, sending nothing, until the connection is
-// closed: by the kernel the moment haproxy dies, by haproxy on a reload's
-// soft stop or after its request timeout, or by ctx.
-func HoldConnection(addr string, dialTimeout time.Duration) func(ctx context.Context) error {
+// HoldConnection returns a Watch that opens a connection to haproxy's probe
+// listener (probeURL, its monitor-uri), asks for probeURL once and keeps the
+// connection open, idle, until it is closed: by the kernel the moment
+// haproxy dies, by haproxy on a reload's soft stop (it closes idle
+// keep-alive connections at once; one that never sent a request would keep
+// the old process alive until its request timeout) or after its keep-alive
+// timeout, or by ctx.
+func HoldConnection(probeURL string, dialTimeout time.Duration) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
+		addr, err := ProbeAddr(probeURL)
+		if err != nil {
+			return err
+		}
+		u, _ := url.Parse(probeURL)
 		d := net.Dialer{Timeout: dialTimeout}
 		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
@@ -163,14 +172,26 @@ func HoldConnection(addr string, dialTimeout time.Duration) func(ctx context.Con
 		stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 		defer stop()
 		defer conn.Close()
-		buf := make([]byte, 512)
-		for {
-			// haproxy answers a connection that sends nothing with a 408
-			// after its request timeout, then closes it.
-			if _, err := conn.Read(buf); err != nil {
-				return err
-			}
+		req := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host + "\r\n\r\n"
+		if _, err := io.WriteString(conn, req); err != nil {
+			return err
 		}
+		r := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		_ = resp.Body.Close()
+		if resp.Close {
+			return fmt.Errorf("haproxy closes the connection after answering: %s", resp.Status)
+		}
+		// Idle from here: any byte or the end is the event.
+		_, err = r.ReadByte()
+		if err == nil {
+			err = errors.New("unexpected data on the held connection")
+		}
+		return err
 	}
 }
 

@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -308,7 +309,7 @@ func TestControllerNoticesHAProxyDeathAtOnce(t *testing.T) {
 	var watches atomic.Int64
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	hold := HoldConnection(addr, time.Second)
+	hold := HoldConnection("http://"+addr+"/haproxy_ready", time.Second)
 	c := &Controller{Rules: &rulesFake{}, Probe: HTTPProbe("http://" + addr + "/haproxy_ready"),
 		Interval: time.Second, ProbeInterval: time.Hour, Hysteresis: Hysteresis{OnAfter: 1, OffAfter: 11}, Log: log,
 		Installed: func(on bool) { installed.Store(on) },
@@ -333,7 +334,8 @@ func TestControllerNoticesHAProxyDeathAtOnce(t *testing.T) {
 	}
 }
 
-// A held connection ends with its context, and when the peer closes it.
+// A held connection asks once, then ends with its context, or when the
+// peer closes it.
 func TestHoldConnection(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -350,11 +352,22 @@ func TestHoldConnection(t *testing.T) {
 			conns <- c
 		}
 	}()
-	hold := HoldConnection(ln.Addr().String(), time.Second)
+	// accept takes the next connection and answers its request.
+	accept := func() net.Conn {
+		t.Helper()
+		c := <-conns
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil || req.URL.Path != "/haproxy_ready" {
+			t.Fatalf("request %v: %v", req, err)
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return c
+	}
+	hold := HoldConnection("http://"+ln.Addr().String()+"/haproxy_ready", time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	ended := make(chan error, 1)
 	go func() { ended <- hold(ctx) }()
-	<-conns
+	accept()
 	select {
 	case err := <-ended:
 		t.Fatalf("returned while the connection was open: %v", err)
@@ -365,13 +378,12 @@ func TestHoldConnection(t *testing.T) {
 		t.Fatal("no error after the context ended")
 	}
 	go func() { ended <- hold(context.Background()) }()
-	peer := <-conns
-	_, _ = peer.Write([]byte("HTTP/1.1 408 Request Time-out\r\n\r\n")) // what haproxy says before closing
-	_ = peer.Close()
+	peer := accept()
+	_ = peer.Close() // haproxy's soft stop, its keep-alive timeout, or its death
 	if err := <-ended; !errors.Is(err, io.EOF) {
 		t.Fatalf("got %v after the peer closed; want EOF", err)
 	}
-	if err := HoldConnection("127.0.0.1:1", time.Second)(context.Background()); err == nil {
+	if err := HoldConnection("http://127.0.0.1:1/", time.Second)(context.Background()); err == nil {
 		t.Fatal("no error dialing a closed port")
 	}
 }

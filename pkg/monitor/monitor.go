@@ -294,8 +294,8 @@ func (m *Monitor) firewall() *firewall.Controller {
 			m.metrics.RedirectActive.Set(metrics.Bool(on))
 		},
 	}
-	if addr, err := firewall.ProbeAddr(m.cfg.RedirectProbeURL); err == nil && m.cfg.WatchHAProxy {
-		c.Watch = firewall.HoldConnection(addr, min(m.cfg.CheckInterval, 2*time.Second))
+	if m.cfg.WatchHAProxy {
+		c.Watch = firewall.HoldConnection(m.cfg.RedirectProbeURL, min(m.cfg.CheckInterval, 2*time.Second))
 	}
 	if redirect {
 		c.Rules = &firewall.Redirect{VIPs: m.cfg.VIPs, APIPort: m.cfg.APIPort, LBPort: m.cfg.LBPort}

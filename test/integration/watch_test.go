@@ -1,0 +1,68 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/firewall"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/reload"
+)
+
+// What the monitor's held connection to haproxy (--watch-haproxy) sees with
+// the real haproxy and the manifest's reloader: a reload closes it at once
+// (the old process's soft stop closes idle keep-alive connections) and the
+// probe right after finds the new haproxy answering; a killed haproxy
+// closes it and the probe right after is refused or reset.
+func TestHeldConnectionAcrossReloadAndDeath(t *testing.T) {
+	s := newSite(t)
+	s.startWithM1()
+	addr := "127.0.0.1:" + strconv.Itoa(s.hap.HealthPort)
+	probe := firewall.HTTPProbe("http://" + addr + "/haproxy_ready")
+	hold := func() <-chan error {
+		t.Helper()
+		if err := probe(context.Background()); err != nil {
+			t.Fatalf("haproxy does not answer its probe: %v", err)
+		}
+		closed := make(chan error, 1)
+		go func() { closed <- firewall.HoldConnection("http://"+addr+"/haproxy_ready", time.Second)(context.Background()) }()
+		return closed
+	}
+	wait := func(what string, closed <-chan error) {
+		t.Helper()
+		select {
+		case err := <-closed:
+			t.Logf("%s: held connection closed (%v)", what, err)
+		case <-time.After(8 * time.Second): // under haproxy's 10 s keep-alive timeout
+			t.Fatalf("%s: the held connection stayed open", what)
+		}
+	}
+
+	closed := hold()
+	reloads := s.hap.ReloadsReceived()
+	if err := reload.Send(context.Background(), s.hap.MasterSock, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	wait("reload", closed)
+	if err := probe(context.Background()); err != nil {
+		t.Fatalf("probe right after a reload's close: %v; want the new haproxy answering", err)
+	}
+	if s.hap.ReloadsReceived() == reloads {
+		t.Fatal("the reloader saw no reload")
+	}
+
+	closed = hold()
+	s.hap.Kill()
+	wait("kill", closed)
+	// The dying haproxy's listener may still take the probe's connect and
+	// reset it: right after the held connection closed, the monitor counts
+	// refused and reset alike as haproxy gone.
+	err := probe(context.Background())
+	if !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, io.EOF) {
+		t.Fatalf("probe right after a kill's close: %v; want it refused or reset", err)
+	}
+}
