@@ -124,17 +124,22 @@ func Run(ctx context.Context, out io.Writer) (*Report, error) {
 	args := harness.MonitorArgs{Kubeconfig: kc, HAProxy: d.hap, APIPort: port, VIPs: "127.0.0.100",
 		Extra: []string{"--removal-grace", removalGrace.String(), "--removal-spread", removalSpread.String()}}
 	say("monitor %s --removal-grace %v (default 70s)", strings.Join(args.Argv()[:3], " "), removalGrace)
-	mon, err := harness.StartMonitor(bin, filepath.Join(dir, "monitor.log"), args)
-	if err != nil {
-		return nil, err
-	}
-	defer mon.Stop(5 * time.Second)
+	var mon *harness.Process
+	defer func() {
+		if mon != nil {
+			mon.Stop(5 * time.Second)
+		}
+	}()
 	failed := func(err error) (*Report, error) {
-		return nil, fmt.Errorf("%w\nmonitor log:\n%s\nreloader log:\n%s", err, mon.Tail(30), d.hap.Log())
+		if mon != nil {
+			err = fmt.Errorf("%w\nmonitor log:\n%s", err, mon.Tail(30))
+		}
+		return nil, fmt.Errorf("%w\nreloader log:\n%s", err, d.hap.Log())
 	}
-
-	if err := d.change("initial configuration (haproxy started from it)", true, func() error { return nil },
-		"master-0", "master-1", "master-2"); err != nil {
+	if err := d.change("initial configuration (haproxy started from it)", true, func() (err error) {
+		mon, err = harness.StartMonitor(bin, filepath.Join(dir, "monitor.log"), args)
+		return err
+	}, "master-0", "master-1", "master-2"); err != nil {
 		return failed(err)
 	}
 	url := "https://127.0.0.1:" + strconv.Itoa(d.hap.LBPort) + "/version"
@@ -197,11 +202,18 @@ func Run(ctx context.Context, out io.Writer) (*Report, error) {
 
 func (d *demo) step(s string) { fmt.Fprintf(d.out, "\n==> %s\n", s) }
 
+// quiet leaves a second without changes before the next, as between
+// changes on a real cluster: the monitor renders the first change after a
+// quiet period (--debounce, 150 ms, without a change or a render) at once,
+// and one that follows a render closely only once the debounce has passed.
+func quiet() { time.Sleep(time.Second) }
+
 // change makes a write and waits until haproxy serves exactly want (each
 // "name" or "name@address", all UP, none draining), from a new haproxy
 // process if reload is set; it records the time from the write and the
 // reloads it took, and shows the rendered change.
 func (d *demo) change(name string, reload bool, write func() error, want ...string) error {
+	quiet()
 	reloads := d.hap.ReloadsReceived()
 	pid, _ := d.hap.Info("Pid")
 	start := time.Now()
@@ -232,6 +244,7 @@ func (d *demo) change(name string, reload bool, write func() error, want ...stri
 // remove deletes a master's Node and follows its server: in drain at once
 // (no new connections, existing ones go on), deleted after the grace.
 func (d *demo) remove(ctx context.Context, name string) error {
+	quiet()
 	reloads := d.hap.ReloadsReceived()
 	start := time.Now()
 	if err := d.client.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
