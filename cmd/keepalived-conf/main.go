@@ -45,7 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.VirtualRouterID, "vrid", 51, "VRRP virtual router id; with IPv4 and IPv6 VIPs the IPv6 instance uses vrid+1")
 	fs.IntVar(&c.Priority, "priority", 100, "VRRP priority of this node, 1-254")
 	fs.StringVar(&c.AuthPass, "auth-pass", "", "VRRPv2 password, 1-8 letters or digits, the same on every node (required)")
-	fs.StringVar(&c.HealthURL, "health-url", "http://127.0.0.1:50936/haproxy_ready", "haproxy monitor-uri for the track script")
+	fs.StringVar(&c.HealthURL, "health-url", "http://127.0.0.1:9444/haproxy_ready", "haproxy monitor-uri for the track script")
 	fs.StringVar(&c.TrackFile, "track-file", "", "the file haproxy-monitor writes (--keepalived-track-file), read with weight -1: -253 raises the priority to 254, 253 drops it to 1, 254 is FAULT at once")
 	fs.StringVar(&c.AdvertInt, "advert-int", "1", "VRRP advert interval in seconds; below 1 uses VRRPv3 (no -auth-pass needed)")
 	if err := fs.Parse(args); err != nil {

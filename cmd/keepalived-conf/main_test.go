@@ -17,7 +17,7 @@ func TestRendersWithTheBuiltInTemplate(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 	want, err := keepalived.RenderText(templates.KeepalivedConf, keepalived.Config{Interface: "eth0", VirtualRouterID: 51, Priority: 101,
-		AuthPass: "s3cret", HealthURL: "http://127.0.0.1:50936/haproxy_ready", VIPs: []netip.Addr{netip.MustParseAddr("198.18.0.100")}})
+		AuthPass: "s3cret", HealthURL: "http://127.0.0.1:9444/haproxy_ready", VIPs: []netip.Addr{netip.MustParseAddr("198.18.0.100")}})
 	if err != nil || out.String() != string(want) {
 		t.Fatalf("output differs from the package's rendering (%v):\n%s", err, out.String())
 	}

@@ -20,7 +20,7 @@ const tmpl = "../../templates/keepalived.conf.tmpl"
 
 func good() Config {
 	return Config{Interface: "eth0", VirtualRouterID: 51, Priority: 100, AuthPass: "hapm1234",
-		HealthURL: "http://127.0.0.1:50936/haproxy_ready",
+		HealthURL: "http://127.0.0.1:9444/haproxy_ready",
 		VIPs:      []netip.Addr{netip.MustParseAddr("198.18.0.100"), netip.MustParseAddr("fd00::100")}}
 }
 

@@ -117,7 +117,7 @@ func DefaultConfig() Config {
 		RemovalGrace:     70 * time.Second,
 		RemovalSpread:    10 * time.Second,
 		Redirect:         true,
-		RedirectProbeURL: "http://127.0.0.1:50936/haproxy_ready",
+		RedirectProbeURL: "http://127.0.0.1:9444/haproxy_ready",
 		RedirectOnAfter:  3,
 		RedirectOffAfter: 11,
 		WatchHAProxy:     true,

@@ -148,7 +148,7 @@ func (l *lab) writeStaticPods(m *master, edit func(*corev1.Pod)) error {
 	// The paths as the keepalived container sees them.
 	conf, err := keepalived.Render(filepath.Join(repoRoot(), "templates", "keepalived.conf.tmpl"), keepalived.Config{
 		Interface: "eth0", VirtualRouterID: 51, Priority: priorityBase() + m.index, AuthPass: "hapmlab",
-		HealthURL: "http://127.0.0.1:50936/haproxy_ready", VIPs: []netip.Addr{netip.MustParseAddr(l.vip)},
+		HealthURL: "http://127.0.0.1:9444/haproxy_ready", VIPs: []netip.Addr{netip.MustParseAddr(l.vip)},
 		TrackFile: "/var/run/haproxy-monitor/haproxy", AdvertInt: "1",
 	})
 	if err != nil {

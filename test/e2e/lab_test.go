@@ -295,7 +295,7 @@ func (l *lab) startMaster(i int, name string) (*master, error) {
 		hap, err = harness.PrepareHAProxyFrom(dir, filepath.Join(repoRoot(), "test", "e2e", "baseline", "haproxy.cfg.tmpl"),
 			9445, 29445, baselineHealthPort, nil)
 	} else {
-		hap, err = harness.PrepareHAProxyPorts(dir, 9445, 29445, 50936)
+		hap, err = harness.PrepareHAProxyPorts(dir, 9445, 29445, 9444)
 	}
 	if err != nil {
 		return nil, err
@@ -352,7 +352,7 @@ func (l *lab) writeKeepalived(m *master, advert string) error {
 	}
 	conf, err := keepalived.Render(filepath.Join(repoRoot(), "templates", "keepalived.conf.tmpl"), keepalived.Config{
 		Interface: "eth0", VirtualRouterID: 51, Priority: priorityBase() + m.index, AuthPass: "hapmlab",
-		HealthURL: "http://127.0.0.1:50936/haproxy_ready", VIPs: []netip.Addr{netip.MustParseAddr(l.vip)},
+		HealthURL: "http://127.0.0.1:9444/haproxy_ready", VIPs: []netip.Addr{netip.MustParseAddr(l.vip)},
 		TrackFile: m.track, AdvertInt: advert,
 	})
 	if err != nil {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -65,4 +68,48 @@ func TestHeldConnectionAcrossReloadAndDeath(t *testing.T) {
 	if !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, io.EOF) {
 		t.Fatalf("probe right after a kill's close: %v; want it refused or reset", err)
 	}
+}
+
+// A haproxy that exits on its own (here: killed, as a crash; in the kubelet
+// lab: a listener it could not bind) is started again by the reloader from
+// the file on disk, instead of leaving the container running without it.
+func TestReloaderRestartsAnHAProxyThatExited(t *testing.T) {
+	s := newSite(t)
+	s.startWithM1()
+	killed := killProcesses(t, s.hap.CfgPath)
+	if killed == 0 {
+		t.Fatal("found no haproxy process to kill")
+	}
+	start := time.Now()
+	took := s.waitServing(15*time.Second, "m1")
+	if !strings.Contains(s.hap.Log(), "haproxy is not running; starting it again") {
+		t.Fatalf("haproxy serves again after %v, but the reloader did not say it restarted it:\n%s", took, tail(s.hap.Log(), 20))
+	}
+	t.Logf("%d haproxy processes killed; serving again after %v", killed, time.Since(start).Round(time.Millisecond))
+}
+
+// killProcesses SIGKILLs the haproxy processes (only ours: their command
+// line names cfg) and returns how many there were.
+func killProcesses(t *testing.T, cfg string) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		args := strings.Split(string(b), "\x00")
+		if err != nil || !strings.HasSuffix(args[0], "haproxy") || !strings.Contains(string(b), "\x00"+cfg+"\x00") {
+			continue
+		}
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n
 }
