@@ -392,9 +392,9 @@ func TestProbeAddr(t *testing.T) {
 	for in, want := range map[string]string{
 		"http://127.0.0.1:9444/haproxy_ready": "127.0.0.1:9444",
 		"http://[::1]:9444/haproxy_ready":     "[::1]:9444",
-		"http://localhost/haproxy_ready":       "localhost:80",
-		"https://localhost/x":                  "localhost:443",
-		"/haproxy_ready":                       "",
+		"http://localhost/haproxy_ready":      "localhost:80",
+		"https://localhost/x":                 "localhost:443",
+		"/haproxy_ready":                      "",
 	} {
 		got, err := ProbeAddr(in)
 		if (err != nil) != (want == "") || got != want {
