@@ -8,7 +8,7 @@ BIN_DIR ?= bin
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
 
-build: ## build bin/monitor and bin/keepalived-conf
+build: ## build bin/monitor, bin/keepalived-conf and bin/node-setup
 	$(GO) build -o $(BIN_DIR)/ ./cmd/...
 
 deps: ## install haproxy, socat, keepalived, nftables, wrk from Debian when missing

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func eth0(iface string) ([]netip.Prefix, error) {
+	if iface != "eth0" {
+		return nil, errors.New("no such network interface")
+	}
+	return []netip.Prefix{netip.MustParsePrefix("198.18.0.11/24")}, nil
+}
+
+// files lists what is under root.
+func files(t *testing.T, root string) []string {
+	t.Helper()
+	var out []string
+	_ = filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			out = append(out, strings.TrimPrefix(p, root))
+		}
+		return nil
+	})
+	return out
+}
+
+func TestRunTwiceChangesNothing(t *testing.T) {
+	root := t.TempDir()
+	args := []string{"-interface", "eth0", "-vips", "198.18.0.100", "-priority", "101", "-auth-pass", "s3cret", "-root", root}
+	var out, errOut bytes.Buffer
+	if code := run(args, &out, &errOut, eth0); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if n := strings.Count(out.String(), "written "); n != 4 {
+		t.Fatalf("first run wrote %d files:\n%s", n, out.String())
+	}
+	out.Reset()
+	if code := run(args, &out, &errOut, eth0); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if n := strings.Count(out.String(), "unchanged "); n != 4 || strings.Contains(out.String(), "written") {
+		t.Fatalf("second run:\n%s", out.String())
+	}
+}
+
+func TestDryRunWritesNothing(t *testing.T) {
+	root := t.TempDir()
+	var out, errOut bytes.Buffer
+	code := run([]string{"-interface", "eth0", "-vips", "198.18.0.100", "-auth-pass", "s3cret", "-root", root, "-dry-run"}, &out, &errOut, eth0)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if got := files(t, root); len(got) != 0 {
+		t.Fatalf("dry run wrote %v", got)
+	}
+	for _, f := range []string{"/etc/kubernetes/manifests/haproxy.yaml", "/etc/kubernetes/manifests/keepalived.yaml",
+		"/etc/kubernetes/static-pod-resources/keepalived/keepalived.conf", "/etc/kubernetes/static-pod-resources/haproxy/haproxy.cfg.tmpl"} {
+		if !strings.Contains(out.String(), "--- "+root+f+" (dry run") {
+			t.Errorf("dry run does not show %s", f)
+		}
+	}
+}
+
+// Bad input is refused before anything is written, with the cause named.
+func TestBadInputWritesNothing(t *testing.T) {
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"unknown installer": {[]string{"-installer", "kops", "-interface", "eth0", "-vips", "198.18.0.100", "-auth-pass", "x"}, "unknown installer"},
+		"no interface":      {[]string{"-interface", "eth1", "-vips", "198.18.0.100", "-auth-pass", "x"}, `interface "eth1"`},
+		"VIP off subnet":    {[]string{"-interface", "eth0", "-vips", "198.19.0.100", "-auth-pass", "x"}, "in none of the subnets"},
+		"priority":          {[]string{"-interface", "eth0", "-vips", "198.18.0.100", "-auth-pass", "x", "-priority", "255"}, "priority"},
+		"bad VIP":           {[]string{"-interface", "eth0", "-vips", "198.18.0", "-auth-pass", "x"}, "-vips"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			var out, errOut bytes.Buffer
+			code := run(append(tc.args, "-root", root), &out, &errOut, eth0)
+			if code == 0 || !strings.Contains(errOut.String(), tc.want) {
+				t.Fatalf("exit %d, stderr %q; want a failure naming %q", code, errOut.String(), tc.want)
+			}
+			if got := files(t, root); len(got) != 0 {
+				t.Fatalf("wrote %v", got)
+			}
+		})
+	}
+}
