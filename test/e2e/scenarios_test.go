@@ -183,7 +183,7 @@ func TestKillAPIServer(t *testing.T) {
 // serving, until a backup takes it after VRRP's master-down interval:
 // never a moment without a holder.
 func TestKillHAProxyOnHolder(t *testing.T) {
-	r := killHAProxyOnHolder(t, "4. kill haproxy on the VIP holder")
+	r := killHAProxyOnHolder(t, "4. kill haproxy on the VIP holder", "kill-haproxy")
 	// Only the requests in flight in the killed haproxy fail (one per
 	// worker at most) and those the VIP's move catches in flight on the
 	// old holder; measured see LAB.md.
@@ -200,15 +200,16 @@ func TestKillHAProxyOnHolderPolling(t *testing.T) {
 	holder := L.master(L.holder())
 	restartMonitor(t, holder, "--watch-haproxy=false")
 	defer restartMonitor(t, holder)
-	killHAProxyOnHolder(t, "4p. kill haproxy on the VIP holder, the monitor probing only (--watch-haproxy=false)")
+	killHAProxyOnHolder(t, "4p. kill haproxy on the VIP holder, the monitor probing only (--watch-haproxy=false)", "kill-haproxy-polling")
 }
 
-// killHAProxyOnHolder kills haproxy on the VIP holder under load, waits for
-// the VIP to move, and starts haproxy again.
-func killHAProxyOnHolder(t *testing.T, scenario string) load.Result {
+// killHAProxyOnHolder kills haproxy on the VIP holder under load (named
+// name: its own load output), waits for the VIP to move, and starts
+// haproxy again.
+func killHAProxyOnHolder(t *testing.T, scenario, name string) load.Result {
 	old := L.master(L.holder())
 	waitRedirect(t, old.name)
-	ld := L.startLoad(t, "kill-haproxy")
+	ld := L.startLoad(t, name)
 	time.Sleep(2 * time.Second) // load running before the failure
 	start := time.Now()
 	old.hap.Kill() // the reloader's PID namespace: haproxy and socat with it
@@ -221,7 +222,7 @@ func killHAProxyOnHolder(t *testing.T, scenario string) load.Result {
 		}
 		converged(t)
 	}()
-	afterwards(t, "kill-haproxy")
+	afterwards(t, name)
 	return r
 }
 
