@@ -430,6 +430,11 @@ func (l *lab) startLoad(t *testing.T, name string) *runningLoad {
 func (l *lab) startLoadPath(t *testing.T, name, path string) *runningLoad {
 	t.Helper()
 	out := filepath.Join(l.dir, "load-"+name+".json")
+	// The output is appended to: a second load of that name would read the
+	// first one's result.
+	if _, err := os.Stat(out); err == nil {
+		t.Fatalf("a load named %q ran before in this lab: give each its own name", name)
+	}
 	p, err := harness.StartProcess("loadgen", out, nil, l.net.Wrap("c", []string{
 		l.loadgen, "-url", "https://" + net.JoinHostPort(l.vip, "6443") + path, "-ca", l.caFile, "-duration", "5m", "-workers", "4",
 	})...)
