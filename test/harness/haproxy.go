@@ -70,7 +70,7 @@ func PrepareHAProxyPorts(dir string, lbPort, statPort, healthPort int) (*HAProxy
 				"/var/run/haproxy/haproxy-stats.sock": h.UserSock,
 				"/var/run/haproxy/haproxy-admin.sock": h.AdminSock,
 				"/var/run/haproxy/server-state":       h.StateFile,
-				":9444":                              ":" + strconv.Itoa(h.HealthPort),
+				":9444":                               ":" + strconv.Itoa(h.HealthPort),
 			}
 		})
 }

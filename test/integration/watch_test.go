@@ -32,7 +32,9 @@ func TestHeldConnectionAcrossReloadAndDeath(t *testing.T) {
 			t.Fatalf("haproxy does not answer its probe: %v", err)
 		}
 		closed := make(chan error, 1)
-		go func() { closed <- firewall.HoldConnection("http://"+addr+"/haproxy_ready", time.Second)(context.Background()) }()
+		go func() {
+			closed <- firewall.HoldConnection("http://"+addr+"/haproxy_ready", time.Second)(context.Background())
+		}()
 		return closed
 	}
 	wait := func(what string, closed <-chan error) {
