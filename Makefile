@@ -17,7 +17,7 @@ deps: ## install haproxy, socat, keepalived, nftables, wrk from Debian when miss
 test-binaries: ## build the pinned kube-apiserver and etcd into .cache/bin
 	hack/build-test-binaries.sh
 
-test: ## everything CI runs: deps, lint, unit + integration tests (race), short fuzzing, the e2e lab
+test: ## everything CI runs: deps, lint, unit + integration tests and the demo (race), short fuzzing, the e2e lab
 	hack/test.sh
 
 unit: ## unit tests only, no installs
