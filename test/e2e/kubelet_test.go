@@ -353,8 +353,8 @@ func kubeletKillHAProxy(t *testing.T) {
 	}
 	L.record(t, "K2. haproxy container killed on the VIP holder", r,
 		fmt.Sprintf("kubelet restarted it, serving again after %v; %s", back.Round(100*time.Millisecond), vip))
-	// With the held connection: measured 0-2 failed, 0-26 ms; probing alone 6-17 failed, up to 133 ms (with FAULT at
-	// once: 24-48, 1.2-1.3 s).
+	// With the held connection: measured 0-4 failed, 0-90 ms in 10 runs; probing alone 6-17 failed, up to 133 ms (with
+	// FAULT at once: 24-48, 1.2-1.3 s).
 	bound(t, r, haproxyKilledFailed, haproxyKilledOutage)
 }
 
