@@ -109,7 +109,7 @@ func newCommand() *cobra.Command {
 	f.DurationVar(&cfg.RemovalSpread, "removal-spread", def.RemovalSpread, "Time over which a removed server's remaining connections are shut, one by one")
 	f.BoolVar(&cfg.Redirect, "api-redirect", def.Redirect, "Redirect VIP:api-port to lb-port with nftables while haproxy reports the API reachable")
 	f.StringVar(&cfg.RedirectProbeURL, "redirect-probe-url", def.RedirectProbeURL, "haproxy monitor-uri probed once per check interval for the redirect")
-	f.BoolVar(&cfg.WatchHAProxy, "watch-haproxy", def.WatchHAProxy, "Hold an idle connection to the probe URL's address, so that haproxy's death takes the redirect out at once rather than at the next probe")
+	f.BoolVar(&cfg.WatchHAProxy, "watch-haproxy", def.WatchHAProxy, "Hold a keep-alive connection to the probe URL (one request, then idle), so that haproxy's death takes the redirect out at once rather than at the next probe")
 	f.IntVar(&cfg.RedirectOnAfter, "redirect-on-after", def.RedirectOnAfter, "Consecutive good probes before the redirect goes in")
 	f.IntVar(&cfg.RedirectOffAfter, "redirect-off-after", def.RedirectOffAfter, "Consecutive bad probes before it comes out")
 	f.StringVar(&cfg.TrackFile, "keepalived-track-file", def.TrackFile, "keepalived track file to write (weight -1): -253 while the local haproxy serves and the VIP is here, 0 while it serves, 253 while only the local apiserver does, 254 when neither does or on shutdown; empty disables")

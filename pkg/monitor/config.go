@@ -68,9 +68,10 @@ type Config struct {
 	RedirectProbeURL string
 	RedirectOnAfter  int
 	RedirectOffAfter int
-	// WatchHAProxy holds an idle connection to RedirectProbeURL's address
-	// so that haproxy's death is noticed when the kernel closes it, not on
-	// the next probe; the probes go on as the fallback.
+	// WatchHAProxy holds a keep-alive connection to RedirectProbeURL (one
+	// request, then idle) so that haproxy's death is noticed when the
+	// kernel closes it, not on the next probe; the probes go on as the
+	// fallback.
 	WatchHAProxy bool
 
 	// TrackFile is keepalived's track file on a hostPath both static pods
