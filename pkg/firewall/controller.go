@@ -157,13 +157,19 @@ func (c *Controller) Run(ctx context.Context) {
 // keep-alive connections at once; one that never sent a request would keep
 // the old process alive until its request timeout) or after its keep-alive
 // timeout, or by ctx.
-func HoldConnection(probeURL string, dialTimeout time.Duration) func(ctx context.Context) error {
+//
+// The request is plain HTTP: an https:// or unusable probeURL is an error.
+func HoldConnection(probeURL string, dialTimeout time.Duration) (func(ctx context.Context) error, error) {
+	addr, err := ProbeAddr(probeURL)
+	if err != nil {
+		return nil, err
+	}
+	u, _ := url.Parse(probeURL) // ProbeAddr parsed it
+	if u.Scheme != "http" {
+		return nil, fmt.Errorf("probe URL %q: the held connection speaks plain HTTP", probeURL)
+	}
+	req := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host + "\r\n\r\n"
 	return func(ctx context.Context) error {
-		addr, err := ProbeAddr(probeURL)
-		if err != nil {
-			return err
-		}
-		u, _ := url.Parse(probeURL)
 		d := net.Dialer{Timeout: dialTimeout}
 		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
@@ -172,7 +178,6 @@ func HoldConnection(probeURL string, dialTimeout time.Duration) func(ctx context
 		stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 		defer stop()
 		defer conn.Close()
-		req := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host + "\r\n\r\n"
 		if _, err := io.WriteString(conn, req); err != nil {
 			return err
 		}
@@ -192,7 +197,7 @@ func HoldConnection(probeURL string, dialTimeout time.Duration) func(ctx context
 			err = errors.New("unexpected data on the held connection")
 		}
 		return err
-	}
+	}, nil
 }
 
 // ProbeAddr is the host:port a probe URL connects to.

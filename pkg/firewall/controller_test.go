@@ -309,7 +309,10 @@ func TestControllerNoticesHAProxyDeathAtOnce(t *testing.T) {
 	var watches atomic.Int64
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	hold := HoldConnection("http://"+addr+"/haproxy_ready", time.Second)
+	hold, err := HoldConnection("http://"+addr+"/haproxy_ready", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
 	c := &Controller{Rules: &rulesFake{}, Probe: HTTPProbe("http://" + addr + "/haproxy_ready"),
 		Interval: time.Second, ProbeInterval: time.Hour, Hysteresis: Hysteresis{OnAfter: 1, OffAfter: 11}, Log: log,
 		Installed: func(on bool) { installed.Store(on) },
@@ -363,7 +366,10 @@ func TestHoldConnection(t *testing.T) {
 		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		return c
 	}
-	hold := HoldConnection("http://"+ln.Addr().String()+"/haproxy_ready", time.Second)
+	hold, err := HoldConnection("http://"+ln.Addr().String()+"/haproxy_ready", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ended := make(chan error, 1)
 	go func() { ended <- hold(ctx) }()
@@ -383,8 +389,15 @@ func TestHoldConnection(t *testing.T) {
 	if err := <-ended; !errors.Is(err, io.EOF) {
 		t.Fatalf("got %v after the peer closed; want EOF", err)
 	}
-	if err := HoldConnection("http://127.0.0.1:1/", time.Second)(context.Background()); err == nil {
+	closedPort, err := HoldConnection("http://127.0.0.1:1/", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := closedPort(context.Background()); err == nil {
 		t.Fatal("no error dialing a closed port")
+	}
+	if _, err := HoldConnection("https://127.0.0.1:9444/haproxy_ready", time.Second); err == nil {
+		t.Fatal("an https probe URL accepted: the held connection speaks plain HTTP")
 	}
 }
 

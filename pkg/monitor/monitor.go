@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -295,13 +294,11 @@ func (m *Monitor) firewall() *firewall.Controller {
 			m.metrics.RedirectActive.Set(metrics.Bool(on))
 		},
 	}
-	switch {
-	case !m.cfg.WatchHAProxy:
-	case strings.HasPrefix(m.cfg.RedirectProbeURL, "http://"):
-		c.Watch = firewall.HoldConnection(m.cfg.RedirectProbeURL, min(m.cfg.CheckInterval, 2*time.Second))
-	default:
-		// The held connection speaks plain HTTP to haproxy's monitor-uri.
-		m.log.WithField("url", m.cfg.RedirectProbeURL).Warn("--watch-haproxy needs an http:// probe URL; probing only")
+	if m.cfg.WatchHAProxy {
+		var err error
+		if c.Watch, err = firewall.HoldConnection(m.cfg.RedirectProbeURL, min(m.cfg.CheckInterval, 2*time.Second)); err != nil {
+			m.log.WithError(err).Warn("--watch-haproxy: probing only")
+		}
 	}
 	if redirect {
 		c.Rules = &firewall.Redirect{VIPs: m.cfg.VIPs, APIPort: m.cfg.APIPort, LBPort: m.cfg.LBPort}

@@ -31,10 +31,12 @@ func TestHeldConnectionAcrossReloadAndDeath(t *testing.T) {
 		if err := probe(context.Background()); err != nil {
 			t.Fatalf("haproxy does not answer its probe: %v", err)
 		}
+		watch, err := firewall.HoldConnection("http://"+addr+"/haproxy_ready", time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
 		closed := make(chan error, 1)
-		go func() {
-			closed <- firewall.HoldConnection("http://"+addr+"/haproxy_ready", time.Second)(context.Background())
-		}()
+		go func() { closed <- watch(context.Background()) }()
 		return closed
 	}
 	wait := func(what string, closed <-chan error) {
