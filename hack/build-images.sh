@@ -3,8 +3,14 @@
 # image localhost/haproxy-monitor:latest (a Debian root filesystem from the
 # packages in hack/image-packages.txt, made by mmdebstrap, plus the monitor
 # keepalived-conf and node-setup) and localhost/pause:latest, as OCI tars that
-# "ctr images import" loads. Cached in .cache/images; rebuilt when the package
-# list or the binaries change.
+# "ctr images import" loads; and, for the kubeadm lab, one image of the
+# control-plane binaries hack/build-test-binaries.sh built (on a Debian root
+# filesystem with iptables, which kube-proxy runs) under each name
+# "kubeadm config images list" asks for, etcd under the tag the lab's kubeadm
+# configuration gives (etcd.local.imageTag). The upstream images cannot be
+# pulled here; these hold the same binaries at the paths kubeadm's manifests
+# run. Cached in .cache/images; rebuilt when the package list or the
+# binaries change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${IMAGE_DIR:-$PWD/.cache/images}
@@ -32,4 +38,33 @@ fi
 if [ ! -f "$out/pause.tar" ] || [ "$out/bin/pause" -nt "$out/pause.tar" ]; then
   go run ./test/ociimage -name localhost/pause:latest -out "$out/pause.tar" -file /pause="$out/bin/pause" -entrypoint /pause
 fi
-echo "build-images: $out/haproxy-monitor.tar and $out/pause.tar ready"
+
+# The kubeadm lab's images.
+bin=${TEST_BIN_DIR:-$PWD/.cache/bin}
+K8S_VERSION=${K8S_VERSION:-v1.37.2}
+ETCD_TAG=${ETCD_TAG:-3.6.16-0} # the lab's etcd.local.imageTag: our etcd build, not kubeadm's default
+PAUSE_NAME=registry.k8s.io/pause:3.10.2 # kubeadm's sandbox image; containerd's sandbox_image
+kpkgs=iptables,ca-certificates
+krootfs=$out/rootfs-bookworm-kube.tar
+if [ ! -f "$krootfs" ] || [ "$(cat "$krootfs.pkgs" 2>/dev/null)" != "$kpkgs" ]; then
+  echo "build-images: debian root filesystem with $kpkgs"
+  mmdebstrap --quiet --variant=minbase --include="$kpkgs" bookworm "$out/rootfs-bookworm-kube.partial.tar"
+  mv "$out/rootfs-bookworm-kube.partial.tar" "$krootfs"
+  echo "$kpkgs" >"$krootfs.pkgs"
+fi
+kbins=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy)
+kargs=(-layer "$krootfs" -file /usr/local/bin/etcd="$bin/etcd")
+names=(-name "registry.k8s.io/etcd:$ETCD_TAG")
+for b in "${kbins[@]}"; do
+  kargs+=(-file "/usr/local/bin/$b=$bin/$b")
+  names+=(-name "registry.k8s.io/$b:$K8S_VERSION")
+done
+kstamp=$( (cat "$krootfs.pkgs"; echo "${names[*]}"; readlink -f "$bin/etcd" "${kbins[@]/#/$bin/}") | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$out/kubernetes.stamp" 2>/dev/null)" != "$kstamp" ] || [ ! -f "$out/kubernetes.tar" ]; then
+  go run ./test/ociimage "${names[@]}" -out "$out/kubernetes.tar" "${kargs[@]}"
+  echo "$kstamp" >"$out/kubernetes.stamp"
+fi
+if [ ! -f "$out/pause-kubeadm.tar" ] || [ "$out/bin/pause" -nt "$out/pause-kubeadm.tar" ]; then
+  go run ./test/ociimage -name "$PAUSE_NAME" -out "$out/pause-kubeadm.tar" -file /pause="$out/bin/pause" -entrypoint /pause
+fi
+echo "build-images: $out/haproxy-monitor.tar, pause.tar, kubernetes.tar and pause-kubeadm.tar ready"

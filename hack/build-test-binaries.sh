@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Builds pinned kube-apiserver, kubelet and etcd from the Go module proxy into a cache
-# directory (default: <repo>/.cache/bin), reusing binaries that are already there for these
-# versions. kube-apiserver and kubelet share one helper module (and its downloads); both are
-# stamped with their version, so Nodes report v1.37.2 rather than v0.0.0-master.
+# Builds pinned Kubernetes binaries (kube-apiserver, kubelet, kubeadm, kubectl,
+# kube-controller-manager, kube-scheduler, kube-proxy), crictl and etcd from the Go module
+# proxy into a cache directory (default: <repo>/.cache/bin), reusing binaries that are already
+# there for these versions. The Kubernetes binaries share one helper module (and its downloads)
+# and are built by one go command, so both CPUs stay busy; each is stamped with its version, so
+# Nodes report v1.37.2 rather than v0.0.0-master and kubeadm's version checks pass.
 set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
+CRICTL_VERSION=${CRICTL_VERSION:-v1.37.0}
+K8S_BINARIES=(kube-apiserver kubelet kubeadm kubectl kube-controller-manager kube-scheduler kube-proxy)
 root=$(cd "$(dirname "$0")/.." && pwd)
 bindir=${TEST_BIN_DIR:-$root/.cache/bin}
 workdir=$root/.cache/build
@@ -18,7 +22,8 @@ staging_version() { # v1.37.2 -> v0.37.2
 
 k8s_module() { # the helper module both Kubernetes binaries build from
   local dir=$workdir/k8s-$K8S_VERSION
-  if [ -f "$dir/.ready" ]; then echo "$dir"; return 0; fi
+  # .ready-2: the module names every binary of K8S_BINARIES (.ready named two).
+  if [ -f "$dir/.ready-2" ]; then echo "$dir"; return 0; fi
   rm -rf "$dir" && mkdir -p "$dir"
   (
     cd "$dir"
@@ -39,36 +44,56 @@ k8s_module() { # the helper module both Kubernetes binaries build from
       grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging/src/k8s\.io/[a-z0-9-]+' "$gomod" |
         awk -v v="$sv" '{print "replace " $1 " => " $1 " " v}'
     } >go.mod
-    cat >tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kubelet"
-)
-GO
+    {
+      printf '//go:build tools\n\npackage tools\n\nimport (\n'
+      for b in "${K8S_BINARIES[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$b"; done
+      printf ')\n'
+    } >tools.go
     go mod tidy >/dev/null 2>&1 || true
-    touch .ready
+    touch .ready-2
   ) >&2
   echo "$dir"
 }
 
-build_k8s() { # name
-  local name=$1 out=$bindir/$1-$K8S_VERSION
-  [ -x "$out" ] && return 0
-  echo "build-test-binaries: building $name $K8S_VERSION (several minutes on a cold cache)"
-  local dir minor
+build_k8s() { # names...: builds those not cached yet, in one go command
+  local missing=() name
+  for name in "$@"; do
+    [ -x "$bindir/$name-$K8S_VERSION" ] || missing+=("$name")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  echo "build-test-binaries: building ${missing[*]} $K8S_VERSION (many minutes on a cold cache)"
+  local dir minor out
   dir=$(k8s_module)
   minor=${K8S_VERSION#v1.}
   minor=${minor%%.*}
-  local vpkg=k8s.io/component-base/version
+  local vpkg=k8s.io/component-base/version pkgs=()
+  for name in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$name"); done
+  out=$(mktemp -d "$workdir/out.XXXXXX")
   (
     cd "$dir"
-    CGO_ENABLED=0 GOFLAGS=-mod=mod go build -o "$out.tmp" \
+    CGO_ENABLED=0 GOFLAGS=-mod=mod go build -o "$out/" \
       -ldflags "-X $vpkg.gitVersion=$K8S_VERSION -X $vpkg.gitMajor=1 -X $vpkg.gitMinor=$minor -X $vpkg.gitTreeState=clean" \
-      "k8s.io/kubernetes/cmd/$name"
+      "${pkgs[@]}"
+  )
+  for name in "${missing[@]}"; do
+    mv "$out/$name" "$bindir/$name-$K8S_VERSION"
+  done
+  rmdir "$out"
+}
+
+build_crictl() {
+  local out=$bindir/crictl-$CRICTL_VERSION
+  [ -x "$out" ] && return 0
+  echo "build-test-binaries: building crictl $CRICTL_VERSION"
+  local dir=$workdir/crictl-$CRICTL_VERSION
+  rm -rf "$dir" && mkdir -p "$dir"
+  (
+    cd "$dir"
+    printf 'module crictlbuild\n\ngo 1.26\n\nrequire sigs.k8s.io/cri-tools %s\n' "$CRICTL_VERSION" >go.mod
+    printf '//go:build tools\n\npackage tools\n\nimport _ "sigs.k8s.io/cri-tools/cmd/crictl"\n' >tools.go
+    GOFLAGS=-mod=mod go mod tidy >/dev/null
+    CGO_ENABLED=0 GOFLAGS=-mod=mod go build -o "$out.tmp" \
+      -ldflags "-X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION" sigs.k8s.io/cri-tools/cmd/crictl
     mv "$out.tmp" "$out"
   )
 }
@@ -106,9 +131,11 @@ GO
 }
 
 build_etcd
-build_k8s kube-apiserver
-build_k8s kubelet
-ln -sf "kube-apiserver-$K8S_VERSION" "$bindir/kube-apiserver"
-ln -sf "kubelet-$K8S_VERSION" "$bindir/kubelet"
+build_k8s "${K8S_BINARIES[@]}"
+build_crictl
+for name in "${K8S_BINARIES[@]}"; do
+  ln -sf "$name-$K8S_VERSION" "$bindir/$name"
+done
 ln -sf "etcd-$ETCD_VERSION" "$bindir/etcd"
-echo "build-test-binaries: kube-apiserver, kubelet and etcd ready in $bindir"
+ln -sf "crictl-$CRICTL_VERSION" "$bindir/crictl"
+echo "build-test-binaries: ${K8S_BINARIES[*]}, crictl and etcd ready in $bindir"

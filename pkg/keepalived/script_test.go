@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -40,26 +41,58 @@ func TestCheckScriptRunsWithTheManifestsCapabilities(t *testing.T) {
 		}
 	}
 	t.Run("manifest", func(t *testing.T) {
-		if got := scriptVerdict(t, caps); got != "failed" {
+		if got := scriptVerdict(t, caps, ""); got != "failed" {
 			t.Fatalf("with the manifest's capabilities %v the check script %s; want failed (it cannot succeed)", caps, got)
 		}
 	})
 	t.Run("control-without-SETGID", func(t *testing.T) {
-		if got := scriptVerdict(t, without); got != "succeeded without running" {
+		if got := scriptVerdict(t, without, ""); got != "succeeded without running" {
 			t.Fatalf("without SETGID the check script %s; this keepalived no longer needs SETGID: revisit the manifest", got)
 		}
 	})
 }
 
+// With haproxy not serving, the check passes exactly while the monitor's
+// track file says 253 (the local apiserver serves and VIP:6443 reaches it):
+// the first control plane of a new cluster takes the VIP before any Node is
+// a backend. Any other level leaves the check to haproxy alone.
+func TestCheckScriptPassesWhileOnlyTheLocalAPIServerServes(t *testing.T) {
+	need.Root(t)
+	need.Tool(t, "keepalived", "setpriv", "unshare", "ip", "curl")
+	pod, err := manifests.Pod("keepalived.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps, err := manifests.Capabilities(pod, "keepalived")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for level, want := range map[Level]string{LocalOnly: "succeeded", Serving: "failed", Holding: "failed", Fault: "failed"} {
+		t.Run(strconv.Itoa(int(level)), func(t *testing.T) {
+			if got := scriptVerdict(t, caps, strconv.Itoa(int(level))); got != want {
+				t.Fatalf("haproxy down, track file %d: the check %s, want %s", level, got, want)
+			}
+		})
+	}
+}
+
 // scriptVerdict runs keepalived with the shipped template in a private
 // network namespace, bounded to caps, its check pointing at a URL that does
-// not exist, and reports what keepalived made of the first check.
-func scriptVerdict(t *testing.T, caps []string) string {
+// not exist, and reports what keepalived made of the first check. track,
+// if set, is the monitor's track file's content.
+func scriptVerdict(t *testing.T, caps []string, track string) string {
 	t.Helper()
 	dir := t.TempDir()
 	// Nothing listens on port 1 in the namespace: the check cannot pass.
-	conf, err := Render(tmpl, Config{Interface: "d0", VirtualRouterID: 51, Priority: 100, AuthPass: "hapm1234",
-		HealthURL: "http://127.0.0.1:1/haproxy_ready", VIPs: []netip.Addr{netip.MustParseAddr("198.18.99.100")}})
+	cfg := Config{Interface: "d0", VirtualRouterID: 51, Priority: 100, AuthPass: "hapm1234",
+		HealthURL: "http://127.0.0.1:1/haproxy_ready", VIPs: []netip.Addr{netip.MustParseAddr("198.18.99.100")}}
+	if track != "" {
+		cfg.TrackFile = filepath.Join(dir, "track")
+		if err := os.WriteFile(cfg.TrackFile, []byte(track+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf, err := Render(tmpl, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

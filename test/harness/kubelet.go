@@ -33,11 +33,20 @@ type KubeletNode struct {
 	Kubeconfig string
 	PKIDir     string
 
-	netns      string // /run/netns/<name>
+	podRuntime
 	cgroupRoot string
-	sock       string
 	containerd *Process
 	kubelet    *Process
+}
+
+// podRuntime is what the lab reads of a node's pods: its containerd, the
+// kubelet's pod volumes and logs, its network namespace.
+type podRuntime struct {
+	name        string
+	netns       string // /run/netns/<name>
+	sock        string // containerd's socket, a host path
+	kubeletRoot string // the kubelet's root dir, a host path
+	podLogs     string // the kubelet's /var/log/pods, a host path
 }
 
 // KubeletOptions shape a node.
@@ -65,7 +74,9 @@ func StartKubeletNode(cp *ControlPlane, dir string, o KubeletOptions) (*KubeletN
 	}
 	n := &KubeletNode{Name: o.Name, NodeIP: o.NodeIP, Dir: dir, ManifestDir: filepath.Join(dir, "manifests"),
 		Kubeconfig: filepath.Join(dir, "kubelet", "kubeconfig"), PKIDir: filepath.Join(dir, "kubelet", "pki"),
-		netns: "/run/netns/" + o.NetNS, cgroupRoot: "/hapm-" + o.Name, sock: filepath.Join(dir, "containerd", "containerd.sock")}
+		podRuntime: podRuntime{name: o.Name, netns: "/run/netns/" + o.NetNS, sock: filepath.Join(dir, "containerd", "containerd.sock"),
+			kubeletRoot: filepath.Join(dir, "kubelet", "root"), podLogs: "/var/log/pods"},
+		cgroupRoot: "/hapm-" + o.Name}
 	for _, d := range []string{n.ManifestDir, filepath.Join(dir, "cni", "net.d"), filepath.Join(dir, "cni", "bin"),
 		filepath.Join(dir, "containerd"), filepath.Join(dir, "kubelet", "root"), filepath.Join(dir, "volume-plugins")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -210,14 +221,14 @@ func (n *KubeletNode) StopKubelet() {
 }
 
 // Ctr runs ctr against the node's containerd in the k8s.io namespace.
-func (n *KubeletNode) Ctr(args ...string) (string, error) {
+func (n *podRuntime) Ctr(args ...string) (string, error) {
 	out, err := exec.Command("ctr", append([]string{"-a", n.sock, "-n", "k8s.io"}, args...)...).CombinedOutput()
 	return string(out), err
 }
 
 // KillContainer kills (SIGKILL) the running task of the container named name
 // in a pod of this node, as a crash would; the kubelet restarts it.
-func (n *KubeletNode) KillContainer(name string) error {
+func (n *podRuntime) KillContainer(name string) error {
 	out, err := n.Ctr("containers", "list", "labels.\"io.kubernetes.container.name\"=="+name)
 	if err != nil {
 		return fmt.Errorf("%v: %s", err, out)
@@ -235,7 +246,7 @@ func (n *KubeletNode) KillContainer(name string) error {
 		}
 	}
 	if !killed {
-		return fmt.Errorf("no running container %s on %s", name, n.Name)
+		return fmt.Errorf("no running container %s on %s", name, n.name)
 	}
 	return nil
 }
@@ -250,7 +261,7 @@ func (n *KubeletNode) Stop() {
 	}
 }
 
-func (n *KubeletNode) killAllTasks() {
+func (n *podRuntime) killAllTasks() {
 	out, err := n.Ctr("tasks", "list", "-q")
 	if err != nil {
 		return
@@ -376,8 +387,8 @@ func cgroupRemove(root string) {
 // first, and calls f with a path to it short enough for a unix socket
 // address (at most 108 bytes, which the kubelet's pod paths exceed): through
 // /proc/self/fd and an open descriptor of its directory.
-func (n *KubeletNode) podSocket(vol, name string, f func(path string) error) error {
-	matches, _ := filepath.Glob(filepath.Join(n.Dir, "kubelet", "root", "pods", "*", "volumes", "kubernetes.io~empty-dir", vol, name))
+func (n *podRuntime) podSocket(vol, name string, f func(path string) error) error {
+	matches, _ := filepath.Glob(filepath.Join(n.kubeletRoot, "pods", "*", "volumes", "kubernetes.io~empty-dir", vol, name))
 	var best string
 	var bestTime time.Time
 	for _, m := range matches {
@@ -386,7 +397,7 @@ func (n *KubeletNode) podSocket(vol, name string, f func(path string) error) err
 		}
 	}
 	if best == "" {
-		return fmt.Errorf("no %s/%s in %s's pods", vol, name, n.Name)
+		return fmt.Errorf("no %s/%s in %s's pods", vol, name, n.name)
 	}
 	dir, err := os.Open(filepath.Dir(best))
 	if err != nil {
@@ -398,7 +409,7 @@ func (n *KubeletNode) podSocket(vol, name string, f func(path string) error) err
 
 // Servers reads "show servers state masters" from the haproxy the node's
 // pod runs.
-func (n *KubeletNode) Servers() (map[string]runtimeapi.Server, error) {
+func (n *podRuntime) Servers() (map[string]runtimeapi.Server, error) {
 	var s []runtimeapi.Server
 	err := n.podSocket("run-dir", "haproxy-stats.sock", func(sock string) (err error) {
 		s, err = runtimeapi.ServersState(context.Background(), sock, "masters")
@@ -409,7 +420,7 @@ func (n *KubeletNode) Servers() (map[string]runtimeapi.Server, error) {
 
 // ServersUp reports whether the pod's haproxy has exactly the given servers,
 // all UP and none draining.
-func (n *KubeletNode) ServersUp(want ...string) bool {
+func (n *podRuntime) ServersUp(want ...string) bool {
 	s, err := n.Servers()
 	return err == nil && serversUp(s, false, want)
 }
@@ -427,7 +438,7 @@ func (n *KubeletNode) Log(lines int) string {
 
 // HAProxyInfo is one field of "show info" from the haproxy the node's pod
 // runs (Pid, Uptime_sec, ...).
-func (n *KubeletNode) HAProxyInfo(field string) (string, error) {
+func (n *podRuntime) HAProxyInfo(field string) (string, error) {
 	var out string
 	err := n.podSocket("run-dir", "haproxy-stats.sock", func(sock string) (err error) {
 		out, err = runtimeapi.Command(context.Background(), sock, "show info")
@@ -442,8 +453,8 @@ func (n *KubeletNode) HAProxyInfo(field string) (string, error) {
 // ContainerLog is the newest log file of a container of this node's static
 // pod (the kubelet writes them under /var/log/pods whatever its root dir;
 // mirror pods are named <pod>-<node>).
-func (n *KubeletNode) ContainerLog(pod, container string) string {
-	matches, _ := filepath.Glob(filepath.Join("/var/log/pods", "*_"+pod+"-"+n.Name+"_*", container, "*.log"))
+func (n *podRuntime) ContainerLog(pod, container string) string {
+	matches, _ := filepath.Glob(filepath.Join(n.podLogs, "*_"+pod+"-"+n.name+"_*", container, "*.log"))
 	var best string
 	var bestTime time.Time
 	for _, m := range matches {
@@ -465,7 +476,7 @@ func (n *KubeletNode) ContainerLog(pod, container string) string {
 // last of /proc/<pid>/status NSpid). Two haproxy processes from two
 // containers on one emptyDir, or a stats socket whose haproxy died while
 // another serves, fail here with both named.
-func (n *KubeletNode) Serving(lbPort int) error {
+func (n *podRuntime) Serving(lbPort int) error {
 	pid, err := n.HAProxyInfo("Pid")
 	if err != nil {
 		return fmt.Errorf("runtime API: %w", err)

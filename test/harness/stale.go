@@ -21,7 +21,9 @@ import (
 const recordDir = "/run/hapm-labs"
 
 // record lines: "owner <pid> <start time>", then in creation order
-// "remove <path>", "cgroup <root>", "sysctl <key> <value>".
+// "remove <path>", "rmdir <path>" (a directory removed only if empty: a
+// mount point the lab made on the host), "cgroup <root>", "sysctl <key>
+// <value>".
 
 // startTime is pid's start time in clock ticks since boot, which tells a
 // live owner from a recycled pid.
@@ -75,6 +77,11 @@ func (l *Lab) Adopt(paths ...string) {
 		l.note("remove", p)
 	}
 }
+
+// AdoptMountPoint records an empty directory the lab created on the host
+// to mount over in its nodes' mount namespaces; it is removed only if still
+// empty.
+func (l *Lab) AdoptMountPoint(path string) { l.note("rmdir", path) }
 
 // AdoptCgroup records a cgroup root (in every hierarchy) the lab created.
 func (l *Lab) AdoptCgroup(root string) { l.note("cgroup", root) }
@@ -144,6 +151,8 @@ func reap(prefix string, lines []string) {
 		case "remove":
 			UnmountBelow(value)
 			_ = os.RemoveAll(value)
+		case "rmdir":
+			_ = os.Remove(value)
 		case "cgroup":
 			cgroupRemove(value)
 		case "sysctl":

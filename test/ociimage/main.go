@@ -39,20 +39,21 @@ type descriptor struct {
 
 func main() {
 	var layers, files list
-	name := flag.String("name", "", "image name, e.g. localhost/haproxy-monitor:latest")
+	var names list
+	flag.Var(&names, "name", "image name, e.g. localhost/haproxy-monitor:latest (repeatable: one image, several names)")
 	out := flag.String("out", "", "the tar to write")
 	entrypoint := flag.String("entrypoint", "", "the image's entrypoint, if any")
 	flag.Var(&layers, "layer", "an uncompressed layer tar (repeatable)")
 	flag.Var(&files, "file", "PATH=SOURCE, a file for the extra layer (repeatable)")
 	flag.Parse()
-	if err := run(*name, *out, *entrypoint, layers, files); err != nil {
+	if err := run(names, *out, *entrypoint, layers, files); err != nil {
 		fmt.Fprintln(os.Stderr, "ociimage:", err)
 		os.Exit(1)
 	}
 }
 
-func run(name, out, entrypoint string, layers, files []string) error {
-	if name == "" || out == "" || len(layers)+len(files) == 0 {
+func run(names []string, out, entrypoint string, layers, files []string) error {
+	if len(names) == 0 || out == "" || len(layers)+len(files) == 0 {
 		return fmt.Errorf("-name, -out and at least one -layer or -file are required")
 	}
 	dir, err := os.MkdirTemp(filepath.Dir(out), ".ociimage-")
@@ -90,10 +91,17 @@ func run(name, out, entrypoint string, layers, files []string) error {
 	manifest, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
 		"config": cfgDesc, "layers": layerDescs})
 	manDesc := blobDesc("application/vnd.oci.image.manifest.v1+json", manifest)
-	tag := name[strings.LastIndex(name, ":")+1:]
-	manDesc.Annotations = map[string]string{"io.containerd.image.name": name, "org.opencontainers.image.ref.name": tag}
 	manDesc.Platform = map[string]string{"architecture": "amd64", "os": "linux"}
-	index, _ := json.Marshal(map[string]any{"schemaVersion": 2, "manifests": []descriptor{manDesc}})
+	// One entry per name, all the same manifest: "ctr images import" makes
+	// an image of each.
+	var entries []descriptor
+	for _, name := range names {
+		d := manDesc
+		tag := name[strings.LastIndex(name, ":")+1:]
+		d.Annotations = map[string]string{"io.containerd.image.name": name, "org.opencontainers.image.ref.name": tag}
+		entries = append(entries, d)
+	}
+	index, _ := json.Marshal(map[string]any{"schemaVersion": 2, "manifests": entries})
 
 	tmp := out + ".tmp"
 	f, err := os.Create(tmp)
