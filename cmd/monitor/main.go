@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -32,6 +33,7 @@ func newCommand() *cobra.Command {
 	var apiVIP net.IP
 	var apiVIPs []net.IP
 	var logLevel string
+	var kubeconfigWait time.Duration
 
 	cmd := &cobra.Command{
 		Use:   "monitor path_to_kubeconfig path_to_haproxy_cfg_template path_to_config",
@@ -70,6 +72,9 @@ func newCommand() *cobra.Command {
 
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			if err := waitForKubeconfig(ctx, cfg.KubeconfigPath, cfg.HealthAddr, kubeconfigWait, log); err != nil {
+				return err
+			}
 			m, err := monitor.New(cfg)
 			if err != nil {
 				return err
@@ -116,8 +121,36 @@ func newCommand() *cobra.Command {
 	f.StringVar(&cfg.LocalAPIURL, "local-apiserver-url", def.LocalAPIURL, "The local kube-apiserver's readiness URL, probed while haproxy does not serve; empty: https://localhost:<api-port>/readyz")
 	f.DurationVar(&cfg.HandOver, "vip-handover-timeout", def.HandOver, "On SIGTERM, how long to wait for the VIP to leave this node before removing the redirect")
 	f.DurationVar(&cfg.HandOverSettle, "vip-handover-settle", def.HandOverSettle, "On SIGTERM, how long new connections stay held after the VIP left, for another node to take it")
+	f.DurationVar(&kubeconfigWait, "kubeconfig-wait", 10*time.Minute, "At start, how long to wait for the kubeconfig and the certificate files it names to exist (a joining node's kubelet writes them during TLS bootstrap, after the static pods start); 0: fail at once")
 	f.StringVar(&logLevel, "log-level", "info", "Log level: debug, info, warn, error")
 	return cmd
+}
+
+// waitForKubeconfig waits for the kubeconfig's files (kubeclient's
+// WaitForCredentials) while answering the liveness probe on healthAddr, so
+// the kubelet does not restart a monitor that waits for the kubelet's own
+// TLS bootstrap; /readyz says not ready. The stand-in listener closes before
+// the monitor's own opens.
+func waitForKubeconfig(ctx context.Context, path, healthAddr string, wait time.Duration, log logrus.FieldLogger) error {
+	missing, err := kubeclient.MissingCredentials(path)
+	if err != nil || len(missing) == 0 || wait <= 0 {
+		return err // nothing to wait for; monitor.New reports what is wrong
+	}
+	if healthAddr != "" {
+		ln, err := net.Listen("tcp", healthAddr)
+		if err != nil {
+			return fmt.Errorf("health listener on %s: %w", healthAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok: waiting for the kubeconfig") })
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "waiting for the kubeconfig "+path, http.StatusServiceUnavailable)
+		})
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+	}
+	return kubeclient.WaitForCredentials(ctx, path, wait, 500*time.Millisecond, log)
 }
 
 // vipList merges the deprecated single VIP into the list like the original.

@@ -596,7 +596,7 @@ func (l *lab) diagnose() string {
 		if m.node != nil {
 			s, err := m.node.Servers()
 			fmt.Fprintf(&b, "%s: servers %v %v\n  monitor: %s\n  keepalived: %s\n  reloader: %s\n%s", m.name, s, err,
-				tail(m.node.ContainerLog("haproxy", "haproxy-monitor"), 6), tail(m.node.ContainerLog("keepalived", "keepalived"), 4),
+				tail(m.node.ContainerLog("haproxy", "haproxy-monitor"), 12), tail(m.node.ContainerLog("keepalived", "keepalived"), 8),
 				tail(m.node.ContainerLog("haproxy", "haproxy"), 15), m.node.Log(10))
 			tasks, _ := m.node.Ctr("tasks", "list")
 			fmt.Fprintf(&b, "  containerd tasks:\n%s\n", tasks)
