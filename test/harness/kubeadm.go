@@ -14,7 +14,7 @@ import (
 )
 
 // KubeadmNode is one host of a cluster that kubeadm builds: a network
-// namespace, and a mount namespace in which the host paths kubeadm, the
+// namespace, a UTS namespace (its hostname), and a mount namespace in which the host paths kubeadm, the
 // kubelet and containerd use (NodePaths) are this node's own directories
 // (under Dir/root), so several nodes share one machine and none touches the
 // machine's own /etc/kubernetes. containerd runs there with its default
@@ -136,9 +136,11 @@ func (n *KubeadmNode) HostPath(p string) string { return filepath.Join(n.Dir, "r
 // CgroupRoot is the node's own cgroup root; its kubelet must use it.
 func (n *KubeadmNode) CgroupRoot() string { return n.cgroupRoot }
 
+func (n *KubeadmNode) utsns() string { return filepath.Join(filepath.Dir(n.mntns), "uts") }
+
 // makeMountNS pins a new mount namespace at Dir/ns/mnt (on a private mount,
 // as a namespace file must be) and mounts the node's directories over
-// NodePaths in it.
+// NodePaths in it; and a UTS namespace with the node's name as hostname.
 func (n *KubeadmNode) makeMountNS() error {
 	nsdir := filepath.Dir(n.mntns)
 	if err := os.MkdirAll(nsdir, 0o755); err != nil {
@@ -155,6 +157,14 @@ func (n *KubeadmNode) makeMountNS() error {
 	if err := sh("unshare", "--mount="+n.mntns, "--propagation", "private", "true"); err != nil {
 		return err
 	}
+	// Its own hostname too: kubeadm names the node, and the controller-
+	// manager and scheduler their leases, after it.
+	if err := os.WriteFile(n.utsns(), nil, 0o644); err != nil {
+		return err
+	}
+	if err := sh("unshare", "--uts="+n.utsns(), "hostname", n.Name); err != nil {
+		return err
+	}
 	for _, p := range NodePaths {
 		if err := os.MkdirAll(n.HostPath(p), 0o755); err != nil {
 			return err
@@ -166,9 +176,10 @@ func (n *KubeadmNode) makeMountNS() error {
 	return nil
 }
 
-// Wrap prefixes argv to run in the node's network and mount namespaces.
+// Wrap prefixes argv to run in the node's network, mount and UTS
+// namespaces.
 func (n *KubeadmNode) Wrap(argv ...string) []string {
-	return append([]string{"nsenter", "--net=" + n.netns, "--mount=" + n.mntns, "--"}, argv...)
+	return append([]string{"nsenter", "--net=" + n.netns, "--mount=" + n.mntns, "--uts=" + n.utsns(), "--"}, argv...)
 }
 
 // Run runs argv in the node and returns its combined output.
