@@ -2,7 +2,8 @@
 # make e2e: the HA lab in network namespaces (3 masters with kube-apiserver,
 # haproxy + reloader, monitor with the nftables redirect, keepalived; a client
 # sending load to the VIP), once as processes and once as the static pods of
-# real kubelets with containerd (images from hack/build-images.sh). Needs
+# real kubelets with containerd (images from hack/build-images.sh), and a
+# cluster kubeadm builds through the VIP (three control planes, a worker). Needs
 # root. Prints the results table and writes it to LAB_RESULTS (default
 # _output/LAB.md, ignored by git); "make lab-report" copies a passing run's
 # table to the committed LAB.md. HAPM_LAB_BASELINE=1 adds the original's setup

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test run, as CI runs it: installs what is missing, builds the pinned
-# kube-apiserver and etcd, lints, runs unit and integration tests with the race
+# Kubernetes binaries (kube-apiserver, kubelet, kubeadm, ...) and etcd, lints, runs unit and integration tests with the race
 # detector, fuzzes briefly, then runs the HA lab in network namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."

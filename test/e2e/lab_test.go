@@ -574,7 +574,9 @@ func report(rows []resultRow, baseline map[string]load.Result) {
 		"out); \"in flight\": failed after the TLS handshake with an apiserver; the others were taken and dropped before\n" +
 		"the handshake ended. Each failure scenario asserts a bound of about twice its measured figure.\n" +
 		"Rows K1-K6 are the kubelet lab: the same, but each master's containerd and kubelet v1.37.2 run the shipped static\n" +
-		"pods (manifests/haproxy.yaml and keepalived.yaml) from images built by hack/build-images.sh.\n\n" +
+		"pods (manifests/haproxy.yaml and keepalived.yaml) from images built by hack/build-images.sh.\n" +
+		"Rows B1-B7 are the kubeadm lab: a cluster kubeadm v1.37.2 builds through the VIP (three control planes with\n" +
+		"node-setup's static pods, a worker), with the real controller-manager, scheduler and kube-proxy; GET /version.\n\n" +
 		table(rows, baseline) + "\n" + baselineText(baseline) +
 		"When haproxy dies on the VIP holder, the monitor's next probe (every 100 ms) finds nothing listening: it takes the\n" +
 		"redirect out at once (VIP:6443 then reaches the local apiserver directly) and, while that apiserver answers,\n" +

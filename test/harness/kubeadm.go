@@ -49,9 +49,9 @@ var NodePaths = []string{
 	"/var/log/pods", "/var/log/containers", "/run/containerd", "/var/lib/containerd", "/etc/cni/net.d",
 }
 
-// KubeletRestartSec is how long the supervisor waits before starting an
+// KubeletRestartDelay is how long the supervisor waits before starting an
 // exited kubelet again (kubeadm's unit file says 10 s; the lab is faster).
-const KubeletRestartSec = time.Second
+const KubeletRestartDelay = time.Second
 
 // KubeadmOptions shape a kubeadm node.
 type KubeadmOptions struct {
@@ -121,12 +121,7 @@ func StartKubeadmNode(dir string, o KubeadmOptions) (*KubeadmNode, error) {
 	if err := n.StartContainerd(); err != nil {
 		return n, err
 	}
-	for _, img := range o.Images {
-		if out, err := n.Ctr("images", "import", img); err != nil {
-			return n, fmt.Errorf("importing %s on %s: %v: %s", img, o.Name, err, out)
-		}
-	}
-	return n, nil
+	return n, n.importImages(o.Images)
 }
 
 // HostPath is where the node's path p (one of NodePaths or below) is on
@@ -242,12 +237,7 @@ state = "/run/containerd"
 	if err != nil {
 		return err
 	}
-	if !Poll(30*time.Second, 50*time.Millisecond, func() bool {
-		return exec.Command("ctr", "-a", n.sock, "version").Run() == nil || n.containerd.Exited()
-	}) || n.containerd.Exited() {
-		return fmt.Errorf("containerd on %s did not start:\n%s", n.Name, n.containerd.Tail(20))
-	}
-	return nil
+	return n.waitContainerd(n.containerd)
 }
 
 // EnableKubelet is "systemctl enable --now kubelet": the supervisor starts
@@ -305,7 +295,7 @@ func (n *KubeadmNode) superviseKubelet() {
 				}
 			}
 			select {
-			case <-time.After(KubeletRestartSec):
+			case <-time.After(KubeletRestartDelay):
 			case <-n.quit:
 				return
 			}

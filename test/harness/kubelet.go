@@ -108,11 +108,9 @@ func StartKubeletNode(cp *ControlPlane, dir string, o KubeletOptions) (*KubeletN
 	if err := n.startContainerd(); err != nil {
 		return nil, err
 	}
-	for _, img := range o.Images {
-		if out, err := exec.Command("ctr", "-a", n.sock, "-n", "k8s.io", "images", "import", img).CombinedOutput(); err != nil {
-			n.Stop()
-			return nil, fmt.Errorf("importing %s on %s: %v: %s", img, o.Name, err, out)
-		}
+	if err := n.importImages(o.Images); err != nil {
+		n.Stop()
+		return nil, err
 	}
 	return n, n.StartKubelet()
 }
@@ -191,10 +189,25 @@ func (n *KubeletNode) startContainerd() error {
 	if err != nil {
 		return err
 	}
+	return n.waitContainerd(n.containerd)
+}
+
+// waitContainerd waits until containerd p answers on the node's socket.
+func (n *podRuntime) waitContainerd(p *Process) error {
 	if !Poll(30*time.Second, 50*time.Millisecond, func() bool {
-		return exec.Command("ctr", "-a", n.sock, "version").Run() == nil || n.containerd.Exited()
-	}) || n.containerd.Exited() {
-		return fmt.Errorf("containerd on %s did not start:\n%s", n.Name, n.containerd.Tail(20))
+		return exec.Command("ctr", "-a", n.sock, "version").Run() == nil || p.Exited()
+	}) || p.Exited() {
+		return fmt.Errorf("containerd on %s did not start:\n%s", n.name, p.Tail(20))
+	}
+	return nil
+}
+
+// importImages imports OCI tars into the node's containerd (k8s.io).
+func (n *podRuntime) importImages(images []string) error {
+	for _, img := range images {
+		if out, err := n.Ctr("images", "import", img); err != nil {
+			return fmt.Errorf("importing %s on %s: %v: %s", img, n.name, err, out)
+		}
 	}
 	return nil
 }
@@ -224,6 +237,25 @@ func (n *KubeletNode) StopKubelet() {
 func (n *podRuntime) Ctr(args ...string) (string, error) {
 	out, err := exec.Command("ctr", append([]string{"-a", n.sock, "-n", "k8s.io"}, args...)...).CombinedOutput()
 	return string(out), err
+}
+
+// ContainersNamed lists the running containers (tasks) of this node whose
+// Kubernetes container name is one of names.
+func (n *podRuntime) ContainersNamed(names ...string) []string {
+	var out []string
+	for _, name := range names {
+		list, err := n.Ctr("containers", "list", "-q", "labels.\"io.kubernetes.container.name\"=="+name)
+		if err != nil {
+			continue
+		}
+		tasks, _ := n.Ctr("tasks", "list", "-q")
+		for _, id := range strings.Fields(list) {
+			if strings.Contains(tasks, id) {
+				out = append(out, name+" "+id)
+			}
+		}
+	}
+	return out
 }
 
 // KillContainer kills (SIGKILL) the running task of the container named name
