@@ -988,7 +988,14 @@ func kubeadmCertRotation(t *testing.T) {
 	restarted := time.Since(start)
 	change := func(label string, want ...string) time.Duration {
 		t0 := time.Now()
-		if out, err := K.kubectl(ctx, "label", "node", kubeadmWorker, label, "--overwrite"); err != nil {
+		// Three apiservers that just started can be slow to answer at first
+		// (seen: a TLS handshake timeout): the change is made once the API
+		// takes it.
+		var out string
+		if !harness.Poll(time.Minute, time.Second, func() bool {
+			out, err = K.kubectl(ctx, "label", "node", kubeadmWorker, label, "--overwrite")
+			return err == nil
+		}) {
 			t.Fatalf("kubectl label %s: %v\n%s", label, err, out)
 		}
 		if !harness.Poll(time.Minute, 100*time.Millisecond, func() bool {
