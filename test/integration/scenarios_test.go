@@ -212,7 +212,10 @@ func TestBadInputLeavesDiskAlone(t *testing.T) {
 	}{
 		{"broken template", "parsing template", []string{s.args.Kubeconfig, brokenTmpl, s.hap.CfgPath}},
 		{"garbage kubeconfig", "loading kubeconfig", []string{garbageKC, s.hap.TemplatePath, s.hap.CfgPath}},
-		{"missing kubeconfig", "loading kubeconfig", []string{filepath.Join(s.dir, "nope"), s.hap.TemplatePath, s.hap.CfgPath}},
+		{"missing kubeconfig", "loading kubeconfig", []string{filepath.Join(s.dir, "nope"), s.hap.TemplatePath, s.hap.CfgPath, "--kubeconfig-wait", "0"}},
+		// Waited for (the kubelet's TLS bootstrap writes it), then refused.
+		{"missing kubeconfig after the wait", "waited 1s for the kubelet's TLS bootstrap",
+			[]string{filepath.Join(s.dir, "nope"), s.hap.TemplatePath, s.hap.CfgPath, "--kubeconfig-wait", "1s"}},
 		{"two arguments", "accepts 3 arg(s)", []string{s.args.Kubeconfig, s.hap.TemplatePath}},
 		{"bad VIP", "invalid argument", []string{s.args.Kubeconfig, s.hap.TemplatePath, s.hap.CfgPath, "--api-vips", "300.1.1.1"}},
 		{"missing config directory", "config directory", []string{s.args.Kubeconfig, s.hap.TemplatePath, filepath.Join(s.dir, "nope", "haproxy.cfg")}},
