@@ -145,6 +145,7 @@ func Run(ctx context.Context, out io.Writer) (*Report, error) {
 	url := "https://127.0.0.1:" + strconv.Itoa(d.hap.LBPort) + "/version"
 	lctx, stopLoad := context.WithCancel(ctx)
 	loaded := make(chan load.Result, 1)
+	loadStart := time.Now()
 	go func() {
 		loaded <- load.Run(lctx, load.Options{URL: url, Workers: 2, Pause: 20 * time.Millisecond, Duration: 2 * time.Minute})
 	}()
@@ -159,11 +160,13 @@ func Run(ctx context.Context, out io.Writer) (*Report, error) {
 	}
 
 	d.step("moving master-2 to 127.0.0.15 (its InternalIP changed)")
+	moveFrom := time.Since(loadStart)
 	if err := d.change("master-2 moved", false, func() error {
 		return harness.SetInternalIP(ctx, d.client, "master-2", hosts[5])
 	}, "master-0", "master-1", "master-2@"+hosts[5], "master-3"); err != nil {
 		return failed(err)
 	}
+	moveTo := time.Since(loadStart)
 
 	d.step("deleting master-1's Node")
 	if err := d.remove(ctx, "master-1"); err != nil {
@@ -182,8 +185,13 @@ func Run(ctx context.Context, out io.Writer) (*Report, error) {
 	r := d.report.Load
 	say("")
 	say("load during the changes: %d requests, %d failed, by backend %v", r.Sent, r.Failed, r.ByBackend)
-	if r.Failed != 0 {
-		return failed(fmt.Errorf("%d of %d requests through the load balancer failed: %v", r.Failed, r.Sent, r.Errors))
+	// A moved server's connections to its old address are shut (that
+	// address is gone on a real cluster): a request in flight there, one
+	// per worker at most, fails. Nothing else may.
+	if cut := cutByMove(r, moveFrom, moveTo+500*time.Millisecond); r.Failed > cut || cut > 2 {
+		return failed(fmt.Errorf("%d of %d requests through the load balancer failed (%d of them in flight on master-2 as it moved): %v", r.Failed, r.Sent, cut, r.Errors))
+	} else if cut > 0 {
+		say("  %d in flight on master-2's old address when it moved, shut with it by design; none other", cut)
 	}
 
 	d.step("summary")
@@ -349,4 +357,20 @@ func diffLines(old, cur string) []string {
 		}
 	}
 	return out
+}
+
+// cutByMove counts the failures the load reports between from and to
+// (seconds into the load, "at 2.149s: ...").
+func cutByMove(r load.Result, from, to time.Duration) int64 {
+	var n int64
+	for _, e := range r.Errors {
+		var sec float64
+		if _, err := fmt.Sscanf(e, "at %fs:", &sec); err != nil {
+			continue
+		}
+		if at := time.Duration(sec * float64(time.Second)); at >= from && at <= to {
+			n++
+		}
+	}
+	return n
 }

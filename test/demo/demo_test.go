@@ -52,7 +52,8 @@ func TestDemo(t *testing.T) {
 	if r.Removed < removalGrace || r.Removed > removalGrace+removalSpread+5*time.Second {
 		t.Errorf("master-1 deleted %v after its Node's deletion, want after the grace %v (+ spread %v)", r.Removed, removalGrace, removalSpread)
 	}
-	if r.Load.Sent < 50 || r.Load.Failed != 0 {
+	// Run refuses any failure but those in flight on the moved server.
+	if r.Load.Sent < 50 || r.Load.Failed > 2 {
 		t.Errorf("load during the changes: %d sent, %d failed: %v", r.Load.Sent, r.Load.Failed, r.Load.Errors)
 	}
 }
