@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/haproxy-monitor/haproxy-monitor/test/harness"
+	"github.com/haproxy-monitor/haproxy-monitor/test/load"
 	"github.com/haproxy-monitor/haproxy-monitor/test/need"
 )
 
@@ -55,5 +56,21 @@ func TestDemo(t *testing.T) {
 	// Run refuses any failure but those in flight on the moved server.
 	if r.Load.Sent < 50 || r.Load.Failed > 2 {
 		t.Errorf("load during the changes: %d sent, %d failed: %v", r.Load.Sent, r.Load.Failed, r.Load.Errors)
+	}
+}
+
+// Only failures timed within the move count as cut by it.
+func TestCutByMove(t *testing.T) {
+	r := load.Result{Failed: 3, Errors: []string{
+		`at 2.149s: Get "https://127.0.0.1:1/version": EOF`,
+		`at 2.300s: Get "https://127.0.0.1:1/version": EOF`,
+		`at 5.000s: Get "https://127.0.0.1:1/version": EOF`,
+		`no time here`,
+	}}
+	if n := cutByMove(r, 2*time.Second, 2500*time.Millisecond); n != 2 {
+		t.Fatalf("cut by a move from 2 s to 2.5 s: %d, want 2", n)
+	}
+	if n := cutByMove(r, 0, time.Second); n != 0 {
+		t.Fatalf("cut by a move before any failure: %d, want 0", n)
 	}
 }
