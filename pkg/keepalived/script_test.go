@@ -24,16 +24,7 @@ import (
 // script: a check that cannot succeed must be reported failed. The control
 // drops SETGID and shows what this test would catch.
 func TestCheckScriptRunsWithTheManifestsCapabilities(t *testing.T) {
-	need.Root(t)
-	need.Tool(t, "keepalived", "setpriv", "unshare", "ip", "curl")
-	pod, err := manifests.Pod("keepalived.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caps, err := manifests.Capabilities(pod, "keepalived")
-	if err != nil {
-		t.Fatal(err)
-	}
+	caps := keepalivedCaps(t)
 	var without []string
 	for _, c := range caps {
 		if c != "SETGID" {
@@ -57,6 +48,20 @@ func TestCheckScriptRunsWithTheManifestsCapabilities(t *testing.T) {
 // the first control plane of a new cluster takes the VIP before any Node is
 // a backend. Any other level leaves the check to haproxy alone.
 func TestCheckScriptPassesWhileOnlyTheLocalAPIServerServes(t *testing.T) {
+	caps := keepalivedCaps(t)
+	for level, want := range map[Level]string{LocalOnly: "succeeded", Serving: "failed", Holding: "failed", Fault: "failed"} {
+		t.Run(strconv.Itoa(int(level)), func(t *testing.T) {
+			if got := scriptVerdict(t, caps, strconv.Itoa(int(level))); got != want {
+				t.Fatalf("haproxy down, track file %d: the check %s, want %s", level, got, want)
+			}
+		})
+	}
+}
+
+// keepalivedCaps skips without root and the tools, and returns the
+// keepalived container's capabilities from the shipped manifest.
+func keepalivedCaps(t *testing.T) []string {
+	t.Helper()
 	need.Root(t)
 	need.Tool(t, "keepalived", "setpriv", "unshare", "ip", "curl")
 	pod, err := manifests.Pod("keepalived.yaml")
@@ -67,13 +72,7 @@ func TestCheckScriptPassesWhileOnlyTheLocalAPIServerServes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for level, want := range map[Level]string{LocalOnly: "succeeded", Serving: "failed", Holding: "failed", Fault: "failed"} {
-		t.Run(strconv.Itoa(int(level)), func(t *testing.T) {
-			if got := scriptVerdict(t, caps, strconv.Itoa(int(level))); got != want {
-				t.Fatalf("haproxy down, track file %d: the check %s, want %s", level, got, want)
-			}
-		})
-	}
+	return caps
 }
 
 // scriptVerdict runs keepalived with the shipped template in a private

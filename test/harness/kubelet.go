@@ -243,12 +243,12 @@ func (n *podRuntime) Ctr(args ...string) (string, error) {
 // Kubernetes container name is one of names.
 func (n *podRuntime) ContainersNamed(names ...string) []string {
 	var out []string
+	tasks, _ := n.Ctr("tasks", "list", "-q")
 	for _, name := range names {
 		list, err := n.Ctr("containers", "list", "-q", "labels.\"io.kubernetes.container.name\"=="+name)
 		if err != nil {
 			continue
 		}
-		tasks, _ := n.Ctr("tasks", "list", "-q")
 		for _, id := range strings.Fields(list) {
 			if strings.Contains(tasks, id) {
 				out = append(out, name+" "+id)
