@@ -21,22 +21,26 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/keepalived"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/setup"
 )
 
 const usage = `usage: node-setup -installer kubeadm|openshift -interface IFACE -vips VIP[,VIP] -auth-pass PASS
                   [-priority N] [-vrid N] [-advert-int SECONDS] [-image IMAGE] [-root DIR] [-dry-run]
+                  [-check-network=false]
 
 Writes the haproxy and keepalived static pods, keepalived.conf and the haproxy
 template for this control-plane node, before the installer starts the kubelet.
 `
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, nil))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, nil, setup.CheckNetwork))
 }
 
-// run is main with its outputs, and the interface lookup, given.
-func run(args []string, stdout, stderr io.Writer, prefixes func(string) ([]netip.Prefix, error)) int {
+// run is main with its outputs, the interface lookup and the look at the
+// network given.
+func run(args []string, stdout, stderr io.Writer, prefixes func(string) ([]netip.Prefix, error),
+	check func(context.Context, keepalived.Config) error) int {
 	fs := flag.NewFlagSet("node-setup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -49,6 +53,7 @@ func run(args []string, stdout, stderr io.Writer, prefixes func(string) ([]netip
 	fs.StringVar(&o.Image, "image", "localhost/haproxy-monitor:latest", "image of every container (the Containerfile's)")
 	root := fs.String("root", "/", "the node's root directory; the files go below it")
 	dry := fs.Bool("dry-run", false, "print what would be written and change nothing")
+	checkNet := fs.Bool("check-network", true, "before writing, listen for VRRP adverts of this virtual router (3 advert intervals) and send ARP probes for the IPv4 VIPs: refuse a VIP another host has, and a router id another VRRP group announces (needs root)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -63,6 +68,9 @@ func run(args []string, stdout, stderr io.Writer, prefixes func(string) ([]netip
 		return 2
 	}
 	files, err := setup.Plan(o)
+	if err == nil && *checkNet {
+		err = check(context.Background(), o.Keepalived)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "node-setup: nothing written:", err)
 		return 1

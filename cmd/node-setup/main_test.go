@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/keepalived"
 )
 
 func eth0(iface string) ([]netip.Prefix, error) {
@@ -16,6 +19,9 @@ func eth0(iface string) ([]netip.Prefix, error) {
 	}
 	return []netip.Prefix{netip.MustParsePrefix("198.18.0.11/24")}, nil
 }
+
+// quiet is a network with nothing on it.
+func quiet(context.Context, keepalived.Config) error { return nil }
 
 // files lists what is under root.
 func files(t *testing.T, root string) []string {
@@ -34,14 +40,14 @@ func TestRunTwiceChangesNothing(t *testing.T) {
 	root := t.TempDir()
 	args := []string{"-interface", "eth0", "-vips", "198.18.0.100", "-priority", "101", "-auth-pass", "s3cret", "-root", root}
 	var out, errOut bytes.Buffer
-	if code := run(args, &out, &errOut, eth0); code != 0 {
+	if code := run(args, &out, &errOut, eth0, quiet); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 	if n := strings.Count(out.String(), "written "); n != 4 {
 		t.Fatalf("first run wrote %d files:\n%s", n, out.String())
 	}
 	out.Reset()
-	if code := run(args, &out, &errOut, eth0); code != 0 {
+	if code := run(args, &out, &errOut, eth0, quiet); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 	if n := strings.Count(out.String(), "unchanged "); n != 4 || strings.Contains(out.String(), "written") {
@@ -52,7 +58,7 @@ func TestRunTwiceChangesNothing(t *testing.T) {
 func TestDryRunWritesNothing(t *testing.T) {
 	root := t.TempDir()
 	var out, errOut bytes.Buffer
-	code := run([]string{"-interface", "eth0", "-vips", "198.18.0.100", "-auth-pass", "s3cret", "-root", root, "-dry-run"}, &out, &errOut, eth0)
+	code := run([]string{"-interface", "eth0", "-vips", "198.18.0.100", "-auth-pass", "s3cret", "-root", root, "-dry-run"}, &out, &errOut, eth0, quiet)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
@@ -82,7 +88,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			root := t.TempDir()
 			var out, errOut bytes.Buffer
-			code := run(append(tc.args, "-root", root), &out, &errOut, eth0)
+			code := run(append(tc.args, "-root", root), &out, &errOut, eth0, quiet)
 			if code == 0 || !strings.Contains(errOut.String(), tc.want) {
 				t.Fatalf("exit %d, stderr %q; want a failure naming %q", code, errOut.String(), tc.want)
 			}
@@ -90,5 +96,28 @@ func TestBadInputWritesNothing(t *testing.T) {
 				t.Fatalf("wrote %v", got)
 			}
 		})
+	}
+}
+
+// What the look at the network refuses writes nothing either, and
+// -check-network=false skips the look.
+func TestNetworkRefusalWritesNothing(t *testing.T) {
+	taken := func(_ context.Context, k keepalived.Config) error {
+		return errors.New("VIP " + k.VIPs[0].String() + " is in use on eth0")
+	}
+	args := []string{"-interface", "eth0", "-vips", "198.18.0.100", "-auth-pass", "x"}
+	root := t.TempDir()
+	var out, errOut bytes.Buffer
+	if code := run(append(args, "-root", root), &out, &errOut, eth0, taken); code != 1 || !strings.Contains(errOut.String(), "nothing written: VIP 198.18.0.100 is in use") {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+	if got := files(t, root); len(got) != 0 {
+		t.Fatalf("wrote %v", got)
+	}
+	if code := run(append(args, "-root", root, "-check-network=false"), &out, &errOut, eth0, taken); code != 0 {
+		t.Fatalf("-check-network=false: exit %d, stderr %q", code, errOut.String())
+	}
+	if got := files(t, root); len(got) != 4 {
+		t.Fatalf("-check-network=false wrote %v", got)
 	}
 }
