@@ -7,7 +7,8 @@
 # control-plane binaries hack/build-test-binaries.sh built (on a Debian root
 # filesystem with iptables, which kube-proxy runs) under each name
 # "kubeadm config images list" asks for, etcd under the tag the lab's kubeadm
-# configuration gives (etcd.local.imageTag). The upstream images cannot be
+# configuration gives (etcd.local.imageTag), and CoreDNS under the name of
+# kubeadm's addon. The upstream images cannot be
 # pulled here; these hold the same binaries at the paths kubeadm's manifests
 # run. Cached in .cache/images; rebuilt when the package list or the
 # binaries change.
@@ -64,7 +65,15 @@ if [ "$(cat "$out/kubernetes.stamp" 2>/dev/null)" != "$kstamp" ] || [ ! -f "$out
   go run ./test/ociimage "${names[@]}" -out "$out/kubernetes.tar" "${kargs[@]}"
   echo "$kstamp" >"$out/kubernetes.stamp"
 fi
+# CoreDNS under the name kubeadm's addon asks for, run as upstream's image runs
+# it (the binary at /coredns, its entrypoint).
+COREDNS_NAME=registry.k8s.io/coredns/coredns:${COREDNS_VERSION:-v1.14.6}
+cstamp=$( (echo "$COREDNS_NAME"; readlink -f "$bin/coredns") | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$out/coredns.stamp" 2>/dev/null)" != "$cstamp" ] || [ ! -f "$out/coredns.tar" ]; then
+  go run ./test/ociimage -name "$COREDNS_NAME" -out "$out/coredns.tar" -file /coredns="$bin/coredns" -entrypoint /coredns
+  echo "$cstamp" >"$out/coredns.stamp"
+fi
 if [ ! -f "$out/pause-kubeadm.tar" ] || [ "$out/bin/pause" -nt "$out/pause-kubeadm.tar" ]; then
   go run ./test/ociimage -name "$PAUSE_NAME" -out "$out/pause-kubeadm.tar" -file /pause="$out/bin/pause" -entrypoint /pause
 fi
-echo "build-images: $out/haproxy-monitor.tar, pause.tar, kubernetes.tar and pause-kubeadm.tar ready"
+echo "build-images: $out/haproxy-monitor.tar, pause.tar, kubernetes.tar, coredns.tar and pause-kubeadm.tar ready"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds pinned Kubernetes binaries (kube-apiserver, kubelet, kubeadm, kubectl,
-# kube-controller-manager, kube-scheduler, kube-proxy), crictl and etcd from the Go module
-# proxy into a cache directory (default: <repo>/.cache/bin), reusing binaries that are already
-# there for these versions. The Kubernetes binaries share one helper module (and its downloads)
+# kube-controller-manager, kube-scheduler, kube-proxy), crictl, etcd, CoreDNS and the CNI
+# plugins bridge, host-local and loopback from the Go module proxy into a cache directory
+# (default: <repo>/.cache/bin), reusing binaries that are already there for these versions. The Kubernetes binaries share one helper module (and its downloads)
 # and are built by one go command, so both CPUs stay busy; each is stamped with its version, so
 # Nodes report v1.37.2 rather than v0.0.0-master and kubeadm's version checks pass.
 set -euo pipefail
@@ -10,6 +10,8 @@ set -euo pipefail
 K8S_VERSION=${K8S_VERSION:-v1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 CRICTL_VERSION=${CRICTL_VERSION:-v1.37.0}
+COREDNS_VERSION=${COREDNS_VERSION:-v1.14.6} # kubeadm v1.37.2's CoreDNSVersion
+CNI_VERSION=${CNI_VERSION:-v1.10.0}
 K8S_BINARIES=(kube-apiserver kubelet kubeadm kubectl kube-controller-manager kube-scheduler kube-proxy)
 root=$(cd "$(dirname "$0")/.." && pwd)
 bindir=${TEST_BIN_DIR:-$root/.cache/bin}
@@ -130,12 +132,58 @@ GO
   )
 }
 
+# CoreDNS with the plugins kubeadm's Corefile names, and no others: the full
+# set (core/plugin) pulls in every cloud provider's SDK. The same packages and
+# the same main as upstream's, like a build from a trimmed plugin.cfg.
+build_coredns() {
+  local out=$bindir/coredns-$COREDNS_VERSION
+  [ -x "$out" ] && return 0
+  echo "build-test-binaries: building coredns $COREDNS_VERSION (kubeadm's Corefile plugins)"
+  local dir=$workdir/coredns-$COREDNS_VERSION
+  rm -rf "$dir" && mkdir -p "$dir"
+  (
+    cd "$dir"
+    printf 'module corednsbuild\n\ngo 1.26\n\nrequire github.com/coredns/coredns %s\n' "$COREDNS_VERSION" >go.mod
+    {
+      printf 'package main\n\nimport (\n'
+      for p in errors health ready kubernetes metrics forward cache loop reload loadbalance; do
+        printf '\t_ "github.com/coredns/coredns/plugin/%s"\n' "$p"
+      done
+      printf '\n\t"github.com/coredns/coredns/coremain"\n)\n\nfunc main() { coremain.Run() }\n'
+    } >main.go
+    GOFLAGS=-mod=mod go mod tidy >/dev/null
+    CGO_ENABLED=0 GOFLAGS=-mod=mod go build -o "$out.tmp" .
+    mv "$out.tmp" "$out"
+  )
+}
+
+build_cni() {
+  local out=$bindir/cni-$CNI_VERSION
+  [ -x "$out/bridge" ] && [ -x "$out/host-local" ] && [ -x "$out/loopback" ] && return 0
+  echo "build-test-binaries: building the CNI plugins bridge, host-local, loopback $CNI_VERSION"
+  local dir=$workdir/cni-$CNI_VERSION
+  rm -rf "$dir" "$out.tmp" && mkdir -p "$dir" "$out.tmp"
+  (
+    cd "$dir"
+    printf 'module cnibuild\n\ngo 1.26.8\n\nrequire github.com/containernetworking/plugins %s\n' "$CNI_VERSION" >go.mod
+    printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "github.com/containernetworking/plugins/plugins/main/bridge"\n\t_ "github.com/containernetworking/plugins/plugins/ipam/host-local"\n\t_ "github.com/containernetworking/plugins/plugins/main/loopback"\n)\n' >tools.go
+    GOFLAGS=-mod=mod go mod tidy >/dev/null
+    local m=github.com/containernetworking/plugins/plugins
+    CGO_ENABLED=0 GOFLAGS=-mod=mod go build -o "$out.tmp/" $m/main/bridge $m/ipam/host-local $m/main/loopback
+  )
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
 build_etcd
 build_k8s "${K8S_BINARIES[@]}"
 build_crictl
+build_coredns
+build_cni
 for name in "${K8S_BINARIES[@]}"; do
   ln -sf "$name-$K8S_VERSION" "$bindir/$name"
 done
 ln -sf "etcd-$ETCD_VERSION" "$bindir/etcd"
 ln -sf "crictl-$CRICTL_VERSION" "$bindir/crictl"
-echo "build-test-binaries: ${K8S_BINARIES[*]}, crictl and etcd ready in $bindir"
+ln -sf "coredns-$COREDNS_VERSION" "$bindir/coredns"
+ln -sfn "cni-$CNI_VERSION" "$bindir/cni"
+echo "build-test-binaries: ${K8S_BINARIES[*]}, crictl, etcd, coredns and the CNI plugins ready in $bindir"

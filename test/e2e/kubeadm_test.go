@@ -35,6 +35,14 @@ const (
 	kubeadmClient  = "198.19.16.50"
 	kubeadmWorker  = "w0"
 	kubeadmSvcCIDR = "198.19.144.0/24"
+	// kubeadmPodSubnet holds every node's pod range (kubeadmPodCIDR):
+	// kube-proxy's cluster CIDR.
+	kubeadmPodSubnet = "198.19.64.0/18"
+	// kubeadmDNS is the kube-dns Service's address kubeadm gives (the
+	// service range's tenth), and kubeadmAPIService the kubernetes
+	// Service's (its first).
+	kubeadmDNS        = "198.19.144.10"
+	kubeadmAPIService = "198.19.144.1"
 	// kubeadmEtcdTag is our etcd build's image tag (hack/build-images.sh):
 	// kubeadm 1.37.2 would ask for 3.7.0-0.
 	kubeadmEtcdTag = "3.6.16-0"
@@ -68,6 +76,39 @@ func kubeadmNodeIP(name string) string {
 	return fmt.Sprintf("198.19.16.%d", 10+int(name[1]-'0'))
 }
 
+// kubeadmPodCIDR is node's pod range. The pod network is a bridge on each
+// node (the CNI plugins bridge and host-local) and a route on every other
+// node to each range: plain routing, as on a flat network without an
+// overlay.
+func kubeadmPodCIDR(name string) string {
+	if name == kubeadmWorker {
+		return "198.19.72.0/24"
+	}
+	return fmt.Sprintf("198.19.%d.0/24", 64+int(name[1]-'0'))
+}
+
+// podRoutes adds, on node, a route to every other node's pod range, and
+// one for the Service range (at set-up, and again after a reboot took the
+// link down, which flushed them). A Service address needs a route, or the
+// node's own connections to it fail before kube-proxy's rules rewrite
+// them: a host's default route would do, but the lab's nodes have none,
+// and the Service range on the lab's link keeps what kube-proxy does not
+// rewrite inside the lab.
+func (k *kubeadmLab) podRoutes(node string) error {
+	if out, err := k.net.Run(node, "ip", "route", "replace", kubeadmSvcCIDR, "dev", "eth0"); err != nil {
+		return fmt.Errorf("%s: route to %s: %v: %s", node, kubeadmSvcCIDR, err, out)
+	}
+	for _, other := range append(append([]string{}, kubeadmMasters...), kubeadmWorker) {
+		if other == node {
+			continue
+		}
+		if out, err := k.net.Run(node, "ip", "route", "replace", kubeadmPodCIDR(other), "via", kubeadmNodeIP(other)); err != nil {
+			return fmt.Errorf("%s: route to %s: %v: %s", node, kubeadmPodCIDR(other), err, out)
+		}
+	}
+	return nil
+}
+
 // kubeadmPreflight are the preflight checks a host like the lab's fails and
 // a user there passes with --ignore-preflight-errors (README, "Bootstrap a
 // kubeadm HA cluster"): SystemVerification refuses cgroup v1 (the kubelet
@@ -81,6 +122,7 @@ type kubeadmLab struct {
 	nodes    map[string]*harness.KubeadmNode
 	restore  []func()
 	loadgen  string
+	dnsquery string
 	setupBin string
 	caFile   string
 	admin    kubernetes.Interface
@@ -107,7 +149,7 @@ func randomHex(n int) string {
 // (waiting, as after installing kubeadm's packages, for kubeadm to write
 // its configuration). Nothing of Kubernetes runs yet.
 func setupKubeadm() (*kubeadmLab, error) {
-	for _, img := range []string{"pause-kubeadm.tar", "kubernetes.tar", "haproxy-monitor.tar"} {
+	for _, img := range []string{"pause-kubeadm.tar", "kubernetes.tar", "coredns.tar", "haproxy-monitor.tar"} {
 		if _, err := os.Stat(filepath.Join(imageDir(), img)); err != nil {
 			return nil, fmt.Errorf("image %s missing (hack/build-images.sh): %w", img, err)
 		}
@@ -137,6 +179,9 @@ func setupKubeadm() (*kubeadmLab, error) {
 	if k.setupBin, err = buildTool(dir, "./cmd/node-setup", "node-setup"); err != nil {
 		return k, err
 	}
+	if k.dnsquery, err = buildTool(dir, "./test/e2e/dnsquery", "dnsquery"); err != nil {
+		return k, err
+	}
 	names := append(append([]string{}, kubeadmMasters...), kubeadmWorker)
 	for _, name := range names {
 		if err := k.net.AddHost(name, kubeadmNodeIP(name)+"/24"); err != nil {
@@ -147,6 +192,17 @@ func setupKubeadm() (*kubeadmLab, error) {
 			return k, fmt.Errorf("%s: %v: %s", name, err, out)
 		}
 	}
+	for _, name := range names {
+		if err := k.podRoutes(name); err != nil {
+			return k, err
+		}
+	}
+	// The resolver the kubelets give pods with dnsPolicy Default (CoreDNS
+	// forwards to it): an address in the lab, where nothing answers,
+	// instead of the machine's, outside it.
+	if err := os.WriteFile(k.resolvConf(), []byte("nameserver "+kubeadmHost+"\n"), 0o644); err != nil {
+		return k, err
+	}
 	type started struct {
 		name string
 		n    *harness.KubeadmNode
@@ -154,13 +210,15 @@ func setupKubeadm() (*kubeadmLab, error) {
 	}
 	ch := make(chan started, len(names))
 	for _, name := range names {
-		images := []string{filepath.Join(imageDir(), "pause-kubeadm.tar"), filepath.Join(imageDir(), "kubernetes.tar")}
+		images := []string{filepath.Join(imageDir(), "pause-kubeadm.tar"), filepath.Join(imageDir(), "kubernetes.tar"),
+			filepath.Join(imageDir(), "coredns.tar")}
 		if name != kubeadmWorker {
 			images = append(images, filepath.Join(imageDir(), "haproxy-monitor.tar"))
 		}
 		go func() {
 			n, err := harness.StartKubeadmNode(filepath.Join(dir, name), harness.KubeadmOptions{
-				Name: name, NodeIP: kubeadmNodeIP(name), NetNS: k.net.NS(name), Images: images, Lab: k.net})
+				Name: name, NodeIP: kubeadmNodeIP(name), NetNS: k.net.NS(name), Images: images, Lab: k.net,
+				PodCIDR: kubeadmPodCIDR(name)})
 			ch <- started{name, n, err}
 		}()
 	}
@@ -182,6 +240,8 @@ func setupKubeadm() (*kubeadmLab, error) {
 	}
 	return k, nil
 }
+
+func (k *kubeadmLab) resolvConf() string { return filepath.Join(k.dir, "resolv.conf") }
 
 func (k *kubeadmLab) teardown() {
 	for _, n := range k.nodes {
@@ -248,13 +308,12 @@ bootstrapTokens:
 certificateKey: %[2]s
 localAPIEndpoint: {advertiseAddress: %[3]s, bindPort: 6443}
 %[4]spatches: {directory: %[5]s}
-skipPhases: [addon/coredns]
 ---
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
 kubernetesVersion: v1.37.2
 controlPlaneEndpoint: %[6]s
-networking: {serviceSubnet: %[7]s}
+networking: {serviceSubnet: %[7]s, podSubnet: %[11]s}
 etcd:
   local: {imageTag: %[8]s}
 apiServer:
@@ -264,6 +323,7 @@ controllerManager:
   extraArgs:
   - {name: node-monitor-grace-period, value: 20s}
   - {name: cluster-signing-duration, value: %[9]s}
+  - {name: allocate-node-cidrs, value: "false"}
 ---
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -271,12 +331,14 @@ failCgroupV1: false
 failSwapOn: false
 cgroupDriver: cgroupfs
 rotateCertificates: true
+resolvConf: %[12]s
 ---
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 conntrack: {maxPerCore: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 `, k.token, k.certKey, kubeadmNodeIP(name), nodeRegistration(name), patches,
-		net.JoinHostPort(kubeadmVIP, "6443"), kubeadmSvcCIDR, kubeadmEtcdTag, kubeadmSigning, apiserverShutdownDelay())
+		net.JoinHostPort(kubeadmVIP, "6443"), kubeadmSvcCIDR, kubeadmEtcdTag, kubeadmSigning, apiserverShutdownDelay(),
+		kubeadmPodSubnet, k.resolvConf())
 	path := filepath.Join(k.dir, name, "kubeadm-init.yaml")
 	return path, os.WriteFile(path, []byte(text), 0o644)
 }
@@ -784,6 +846,10 @@ func kubeadmBootstrap(t *testing.T) {
 		t.Fatalf("not Ready: %v; haproxy not serving all three: %v\n%s", notReady, notServing, K.diagnose())
 	}
 	took := time.Since(start)
+	dns, err := K.coreDNS(ctx)
+	if err != nil {
+		t.Fatalf("CoreDNS: %v\n%s", err, K.diagnose())
+	}
 	r := ld.stop(t)
 	// The monitors on the joining nodes waited for the kubelet's TLS
 	// bootstrap (--kubeconfig-wait) instead of crash-looping.
@@ -807,13 +873,48 @@ func kubeadmBootstrap(t *testing.T) {
 		retries += strings.Count(string(b), "retrying")
 	}
 	K.record(t, "B1. bootstrap: kubeadm init, two control planes and a worker joined through the VIP", r,
-		fmt.Sprintf("up %v after kubeadm init began (init %v); 4 kubeadm runs, none repeated; kubeadm's own retries: %d; the RBAC applied through the VIP at attempt %d, %v after init returned",
-			took.Round(time.Second), initTook.Round(100*time.Millisecond), retries, attempts, vipWait.Round(100*time.Millisecond)))
+		fmt.Sprintf("up %v after kubeadm init began (init %v); 4 kubeadm runs, none repeated; kubeadm's own retries: %d; the RBAC applied through the VIP at attempt %d, %v after init returned; %s",
+			took.Round(time.Second), initTook.Round(100*time.Millisecond), retries, attempts, vipWait.Round(100*time.Millisecond), dns))
 	// Measured: the first attempt or the second (0-1 s).
 	if attempts > 3 {
 		t.Errorf("kubectl apply through the VIP took %d attempts after kubeadm init (bound 3)", attempts)
 	}
 	bound(t, r, 0, 0)
+}
+
+// coreDNS waits for kubeadm's CoreDNS addon to run on the pod network:
+// every replica Ready, and the kube-dns Service answering, from the worker
+// and from a control plane (through kube-proxy's rules), with the
+// kubernetes Service's address. CoreDNS reads the API through that Service,
+// from the apiservers directly, not through the VIP.
+func (k *kubeadmLab) coreDNS(ctx context.Context) (string, error) {
+	start := time.Now()
+	var why string
+	ok := harness.Poll(3*time.Minute, time.Second, func() bool {
+		d, err := k.admin.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
+		if err != nil {
+			why = err.Error()
+			return false
+		}
+		if d.Spec.Replicas == nil || d.Status.ReadyReplicas < *d.Spec.Replicas {
+			why = fmt.Sprintf("%d of %d replicas ready", d.Status.ReadyReplicas, *d.Spec.Replicas)
+			return false
+		}
+		for _, node := range []string{kubeadmWorker, kubeadmMasters[0]} {
+			out, err := k.net.Run(node, k.dnsquery, "-server", net.JoinHostPort(kubeadmDNS, "53"),
+				"-name", "kubernetes.default.svc.cluster.local")
+			if err != nil || strings.TrimSpace(out) != kubeadmAPIService {
+				why = fmt.Sprintf("asked from %s: %v: %s", node, err, strings.TrimSpace(out))
+				return false
+			}
+		}
+		return true
+	})
+	if !ok {
+		pods, _ := k.kubectl(ctx, "get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns", "-o", "wide")
+		return "", fmt.Errorf("%s\n%s", why, pods)
+	}
+	return fmt.Sprintf("CoreDNS ready and answering %v after the cluster was up", time.Since(start).Round(time.Second)), nil
 }
 
 // notHolder is the last master not holding the VIP.
@@ -967,6 +1068,9 @@ func kubeadmReboot(t *testing.T) {
 		_, _ = K.net.Run(name, argv...)
 	}
 	if err := K.net.SetLink(name, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := K.podRoutes(name); err != nil {
 		t.Fatal(err)
 	}
 	if err := K.node(name).Start(); err != nil {

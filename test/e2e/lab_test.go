@@ -576,7 +576,8 @@ func report(rows []resultRow, baseline map[string]load.Result) {
 		"Rows K1-K6 are the kubelet lab: the same, but each master's containerd and kubelet v1.37.2 run the shipped static\n" +
 		"pods (manifests/haproxy.yaml and keepalived.yaml) from images built by hack/build-images.sh.\n" +
 		"Rows B1-B7 are the kubeadm lab (B6 only with HAPM_LAB_B6=1): a cluster kubeadm v1.37.2 builds through the VIP (three control planes with\n" +
-		"node-setup's static pods, a worker), with the real controller-manager, scheduler and kube-proxy; GET /version.\n\n" +
+		"node-setup's static pods, a worker), with the real controller-manager, scheduler, kube-proxy and CoreDNS on a\n" +
+		"bridge pod network; GET /version.\n\n" +
 		table(rows, baseline) + "\n" + baselineText(baseline) +
 		"When haproxy dies on the VIP holder, the monitor's next probe (every 100 ms) finds nothing listening: it takes the\n" +
 		"redirect out at once (VIP:6443 then reaches the local apiserver directly) and, while that apiserver answers,\n" +

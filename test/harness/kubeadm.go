@@ -32,6 +32,7 @@ type KubeadmNode struct {
 
 	mntns      string
 	cgroupRoot string
+	podCIDR    string
 	containerd *Process
 
 	mu      sync.Mutex
@@ -47,6 +48,9 @@ type KubeadmNode struct {
 var NodePaths = []string{
 	"/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "/etc/haproxy", "/run/haproxy-monitor",
 	"/var/log/pods", "/var/log/containers", "/run/containerd", "/var/lib/containerd", "/etc/cni/net.d",
+	// The pod network: host-local's allocations, and the pods' network
+	// namespaces (containerd mounts them under /run/netns).
+	"/var/lib/cni", "/run/netns",
 }
 
 // KubeletRestartDelay is how long the supervisor waits before starting an
@@ -62,6 +66,11 @@ type KubeadmOptions struct {
 	Images []string
 	// Lab records the node's cgroups and mount points for ReapStaleLabs.
 	Lab *Lab
+	// PodCIDR is the node's pod range. Pods off the host network get
+	// addresses from it on a bridge, through the CNI plugins bridge,
+	// host-local and loopback (CNIBinDir); the routes between the nodes'
+	// ranges are the lab's to make. Empty: host-network pods only.
+	PodCIDR string
 }
 
 // PrepareKubeadmHost makes the mount points of NodePaths that the machine
@@ -102,7 +111,7 @@ func StartKubeadmNode(dir string, o KubeadmOptions) (*KubeadmNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &KubeadmNode{Name: o.Name, NodeIP: o.NodeIP, Dir: dir, mntns: filepath.Join(dir, "ns", "mnt"),
+	n := &KubeadmNode{Name: o.Name, NodeIP: o.NodeIP, Dir: dir, podCIDR: o.PodCIDR, mntns: filepath.Join(dir, "ns", "mnt"),
 		cgroupRoot: "/hapm-" + o.Name, wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
 		Env: []string{"PATH=" + bin + ":" + os.Getenv("PATH")}}
 	n.podRuntime = podRuntime{name: o.Name, netns: "/run/netns/" + o.NetNS,
@@ -203,8 +212,12 @@ func (n *KubeadmNode) Kubeadm(ctx context.Context, args ...string) (string, erro
 
 // StartContainerd starts containerd with the default paths (the node's).
 func (n *KubeadmNode) StartContainerd() error {
+	bin, err := BinDir()
+	if err != nil {
+		return err
+	}
 	cfg := filepath.Join(n.Dir, "containerd.toml")
-	text := `version = 2
+	text := fmt.Sprintf(`version = 2
 root = "/var/lib/containerd"
 state = "/run/containerd"
 [grpc]
@@ -220,24 +233,38 @@ state = "/run/containerd"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
   [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/opt/cni/bin"
+    # hack/build-test-binaries.sh's build; a host has them in /opt/cni/bin.
+    bin_dir = %q
     conf_dir = "/etc/cni/net.d"
-`
+`, CNIBinDir(bin))
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		return err
 	}
-	// Host-network pods only: a loopback-only network makes the node Ready.
-	cni := `{"cniVersion": "1.0.0", "name": "lab", "plugins": [{"type": "loopback"}]}`
-	if err := os.WriteFile(filepath.Join(n.HostPath("/etc/cni/net.d"), "10-lab.conflist"), []byte(cni), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(n.HostPath("/etc/cni/net.d"), "10-lab.conflist"), []byte(cniConfig(n.podCIDR)), 0o644); err != nil {
 		return err
 	}
-	var err error
 	n.containerd, err = StartProcess("containerd-"+n.Name, filepath.Join(n.Dir, "containerd.log"), nil,
 		n.Wrap("containerd", "--config", cfg)...)
 	if err != nil {
 		return err
 	}
 	return n.waitContainerd(n.containerd)
+}
+
+// CNIBinDir is where hack/build-test-binaries.sh puts the CNI plugins.
+func CNIBinDir(bin string) string { return filepath.Join(bin, "cni") }
+
+// cniConfig is the node's CNI network: a bridge (cni0, the node its
+// gateway) with addresses from podCIDR, or, without a range, loopback only
+// (host-network pods; containerd still reports the network ready).
+func cniConfig(podCIDR string) string {
+	if podCIDR == "" {
+		return `{"cniVersion": "1.0.0", "name": "lab", "plugins": [{"type": "loopback"}]}`
+	}
+	return fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "lab", "plugins": [{"type": "bridge", "bridge": "cni0",
+  "isGateway": true, "hairpinMode": true,
+  "ipam": {"type": "host-local", "ranges": [[{"subnet": %q}]], "routes": [{"dst": "0.0.0.0/0"}]}}]}
+`, podCIDR)
 }
 
 // EnableKubelet is "systemctl enable --now kubelet": the supervisor starts
@@ -388,6 +415,7 @@ func (n *KubeadmNode) Teardown() {
 		close(n.quit)
 	}
 	<-n.done
+	killPids(cgroupPids(n.cgroupRoot)) // what a task kill missed
 	UnmountBelow(n.Dir)
 	cgroupRemove(n.cgroupRoot)
 }

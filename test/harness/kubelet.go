@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -395,6 +396,33 @@ func cgroupCreate(root string) error {
 		}
 	}
 	return nil
+}
+
+// cgroupPids lists the processes in root and below it, in every hierarchy:
+// a pod's processes run in its own network namespace, outside the lab's,
+// but in the cgroups below its node's root.
+func cgroupPids(root string) []int {
+	if r := filepath.Clean("/" + root); r == "/" {
+		return nil // never the machine's own
+	}
+	seen := map[int]bool{}
+	var out []int
+	for _, h := range cgroupHierarchies() {
+		_ = filepath.WalkDir(filepath.Join(h, root), func(p string, d os.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return nil
+			}
+			b, _ := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil && !seen[pid] {
+					seen[pid] = true
+					out = append(out, pid)
+				}
+			}
+			return nil
+		})
+	}
+	return out
 }
 
 // cgroupRemove removes root and everything below it, deepest first, in

@@ -90,8 +90,10 @@ func (l *Lab) AdoptCgroup(root string) { l.note("cgroup", root) }
 func (l *Lab) AdoptSysctl(key, value string) { l.note("sysctl", key+" "+value) }
 
 // ReapStaleLabs removes what labs whose test process is gone left behind:
-// it kills the processes in their namespaces (only those: everything a lab
-// starts runs in one), then undoes the recorded mounts, directories,
+// it kills the processes in their namespaces and in their cgroups (only
+// those: everything a lab starts runs in one of its namespaces, and a
+// pod's processes, in a network namespace of their own, in its node's
+// cgroups), then undoes the recorded mounts, directories,
 // cgroups and sysctls, and deletes the namespaces. It reports what it did.
 func ReapStaleLabs(logf func(string, ...any)) {
 	entries, err := os.ReadDir(recordDir)
@@ -128,23 +130,20 @@ func reap(prefix string, lines []string) {
 		}
 	}
 	var pids []int
+	for _, line := range lines {
+		if kind, root, _ := strings.Cut(line, " "); kind == "cgroup" {
+			pids = append(pids, cgroupPids(root)...)
+		}
+	}
 	for _, ns := range namespaces {
 		out, _ := exec.Command("ip", "netns", "pids", ns).Output()
 		for _, s := range strings.Fields(string(out)) {
 			if pid, err := strconv.Atoi(s); err == nil {
 				pids = append(pids, pid)
-				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
 	}
-	Poll(10*time.Second, 50*time.Millisecond, func() bool {
-		for _, pid := range pids {
-			if syscall.Kill(pid, 0) == nil {
-				return false
-			}
-		}
-		return true
-	})
+	killPids(pids)
 	for i := len(lines) - 1; i >= 0; i-- {
 		kind, value, _ := strings.Cut(lines[i], " ")
 		switch kind {
@@ -169,6 +168,21 @@ func reap(prefix string, lines []string) {
 
 // subnetInUse names a host interface that already carries an address in
 // cidr's subnet: a lab still running, or one left without a record.
+// killPids kills pids and waits (up to 10 s) until they are gone.
+func killPids(pids []int) {
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	Poll(10*time.Second, 50*time.Millisecond, func() bool {
+		for _, pid := range pids {
+			if syscall.Kill(pid, 0) == nil {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func subnetInUse(cidr string) (string, error) {
 	_, want, err := net.ParseCIDR(cidr)
 	if err != nil {
