@@ -54,6 +54,7 @@ var addServerKeywords = map[string]int{
 	"send-proxy": 0, "send-proxy-v2": 0, "no-send-proxy": 0,
 	"inter": 1, "fastinter": 1, "downinter": 1, "fall": 1, "rise": 1, "weight": 1, "verify": 1,
 	"port": 1, "maxconn": 1, "minconn": 1, "maxqueue": 1, "sni": 1, "check-sni": 1, "slowstart": 1,
+	"observe": 1, "error-limit": 1, "on-error": 1,
 }
 
 // token is what may go on a runtime API command line: ';' would start

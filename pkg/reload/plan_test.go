@@ -43,6 +43,10 @@ func TestMakePlan(t *testing.T) {
 			"enable health masters/m3", "set server masters/m3 state ready",
 			"set server masters/m2 addr 198.18.0.22 port 6443", "shutdown sessions server masters/m2",
 			"set server masters/m1 state drain"}},
+		{name: "a server added with the shipped template's error observation", next: base +
+			"  server m3 198.18.0.13:6443 check observe layer4 error-limit 1 on-error mark-down\n", ops: []string{
+			"add server masters/m3 198.18.0.13:6443 check observe layer4 error-limit 1 on-error mark-down",
+			"enable health masters/m3", "set server masters/m3 state ready"}},
 		{name: "the frontend changed", next: strings.Replace(base, "bind :9445", "bind :9446", 1), reload: "outside the server lines"},
 		{name: "a global setting changed", next: strings.Replace(base, "level admin", "level user", 1), reload: "outside the server lines"},
 		{name: "a server's keywords changed", next: head + srv("m1", "198.18.0.11:6443") + "  server m2 198.18.0.12:6443 check\n", reload: "changed its keywords"},
