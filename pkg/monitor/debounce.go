@@ -3,24 +3,26 @@ package monitor
 import "time"
 
 // debouncer decides when a render is due. The first change after a quiet
-// period (no change and no render for quiet) is due at once; a change that
-// follows within quiet is due once quiet has passed without another, and at
-// most max after the first change not yet rendered. A burst of any length costs at most two
-// renders: its first change, and the state once it is over. It holds no
-// timer: the loop asks due() and owns the timer, so tests drive it with
-// their own clock.
+// period (no applied change for quiet) is due at once; a change that
+// follows an applied one within quiet is due once quiet has passed without
+// another change, and at most max after the first change not yet rendered.
+// Only a render that changed what haproxy is asked to serve starts a quiet
+// period: a change that renders nothing new (a Node created before its
+// addresses are) leaves the next one free to render at once. A burst of any
+// length costs at most two applied renders: its first change, and the
+// state once it is over. It holds no timer: the loop asks due() and owns
+// the timer, so tests drive it with their own clock.
 type debouncer struct {
 	quiet, max time.Duration
 
-	active time.Time // the last change or render; zero before any
-	first  time.Time // first change not yet rendered; zero when none
-	at     time.Time // when the render is due; zero when none is
+	applied time.Time // the last render that applied a change; zero before any
+	first   time.Time // first change not yet rendered; zero when none
+	at      time.Time // when the render is due; zero when none is
 }
 
 // poke records a change at now.
 func (d *debouncer) poke(now time.Time) {
-	idle := d.at.IsZero() && (d.active.IsZero() || now.Sub(d.active) >= d.quiet)
-	d.active = now
+	idle := d.at.IsZero() && (d.applied.IsZero() || now.Sub(d.applied) >= d.quiet)
 	if d.first.IsZero() {
 		d.first = now
 	}
@@ -48,8 +50,14 @@ func (d *debouncer) fire(now time.Time) (first time.Time) {
 	if first.IsZero() {
 		first = now
 	}
-	d.active, d.first, d.at = now, time.Time{}, time.Time{}
+	d.first, d.at = time.Time{}, time.Time{}
 	return first
+}
+
+// changed records that the render fired at at applied a change: changes
+// that follow within quiet wait for the burst to end.
+func (d *debouncer) changed(at time.Time) {
+	d.applied = at
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -23,6 +23,7 @@ func (m *Monitor) onReload(ev reload.Event) {
 		m.metrics.SetConfigHash(sha(ev.Config))
 		m.metrics.Backends.WithLabelValues("configured").Set(float64(len(haproxycfg.Servers(ev.Config))))
 		m.state.setOnDisk(true)
+		m.configOnDisk = true
 		m.state.applied(nil, "")
 		if ev.Err != nil {
 			m.metrics.ConfigFailures.WithLabelValues(ev.Stage).Inc()

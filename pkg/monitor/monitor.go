@@ -26,13 +26,6 @@ import (
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/render"
 )
 
-// applyRetry bounds how often a failed apply (read-only directory, haproxy
-// refusing the candidate) is tried again without a new cluster event.
-const (
-	applyRetryMin = time.Second
-	applyRetryMax = 30 * time.Second
-)
-
 // Monitor is one running control loop.
 type Monitor struct {
 	cfg      Config
@@ -50,11 +43,12 @@ type Monitor struct {
 	debounce     debouncer
 	applied      []lbconfig.Backend // backends of the last configuration handed to the controller
 	handed       []byte             // that configuration
+	drain        []string           // the servers it was asked to drain
+	configOnDisk bool               // a non-empty configuration was on disk at start or written since
 	seenReady    map[string]bool    // addresses seen ready in the kubernetes EndpointSlice
 	names        []lbconfig.Backend // name memory for degraded discovery (lbconfig.RememberNames)
 	lastSkips    string
 	lastStatus   discovery.Status
-	retryDelay   time.Duration
 	unverifiable bool // said once that reloads cannot be confirmed
 	templateText []byte
 	templateErr  error
@@ -134,6 +128,7 @@ func New(cfg Config) (*Monitor, error) {
 	if old, err := m.file.Read(); err == nil && len(old) > 0 {
 		m.metrics.SetConfigHash(sha(old))
 		m.state.setOnDisk(true)
+		m.configOnDisk = true
 		// The names the servers have on disk, so degraded discovery (which
 		// sees only addresses) keeps them.
 		for _, s := range haproxycfg.Servers(old) {
@@ -200,7 +195,6 @@ func (m *Monitor) loop(ctx context.Context, synced <-chan struct{}) {
 	defer templates.Stop()
 	render := time.NewTimer(time.Hour)
 	defer render.Stop()
-	var retry <-chan time.Time
 	waitingSync := synced
 	for {
 		m.state.beat()
@@ -230,25 +224,14 @@ func (m *Monitor) loop(ctx context.Context, synced <-chan struct{}) {
 				m.debounce.poke(time.Now())
 			}
 		case <-render.C:
-			retry = m.syncAndSchedule(ctx, m.debounce.fire(time.Now()))
-		case <-retry:
-			retry = m.syncAndSchedule(ctx, time.Now())
+			at := time.Now()
+			if m.sync(m.debounce.fire(at)) {
+				m.debounce.changed(at)
+			}
 		case ev := <-m.reloads.Events():
 			m.onReload(ev)
 		}
 	}
-}
-
-// syncAndSchedule syncs and returns a timer channel when the sync must be
-// retried without waiting for an event.
-func (m *Monitor) syncAndSchedule(ctx context.Context, eventAt time.Time) <-chan time.Time {
-	if err := m.sync(ctx, eventAt); err != nil {
-		m.retryDelay = min(max(2*m.retryDelay, applyRetryMin), applyRetryMax)
-		m.log.WithError(err).WithField("retry_in", m.retryDelay).Error("configuration not applied")
-		return time.After(m.retryDelay)
-	}
-	m.retryDelay = 0
-	return nil
 }
 
 func (m *Monitor) serveHealth(ctx context.Context) (stop func(), err error) {

@@ -2,9 +2,9 @@ package monitor
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,15 +16,16 @@ import (
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/reload"
 )
 
-// sync computes the configuration from the caches and applies it when it
-// differs from the file. It returns an error only for failures worth
-// retrying without a new event (disk, validation).
-func (m *Monitor) sync(ctx context.Context, eventAt time.Time) error {
+// sync computes the configuration from the caches and hands it to the
+// reload controller, which owns writing it, getting haproxy to serve it and
+// every retry. It reports whether it handed over a change: a configuration
+// other than the last one, or another set of servers to drain.
+func (m *Monitor) sync(eventAt time.Time) (changed bool) {
 	start := time.Now()
 	m.metrics.Renders.Inc()
 	snap := m.source.Snapshot()
 	if snap.Mode == discovery.ModeNone {
-		return nil // no source answers any more; keep what is on disk
+		return false // no source answers any more; keep what is on disk
 	}
 	nodes := snap.Nodes
 	if snap.Mode == discovery.ModeDegraded {
@@ -36,30 +37,28 @@ func (m *Monitor) sync(ctx context.Context, eventAt time.Time) error {
 	m.updateEndpoints(cfg.Backends, snap.APIEndpoints)
 	m.metrics.Backends.WithLabelValues("skipped").Set(float64(len(skipped)))
 
-	if len(cfg.Backends) == 0 {
-		old, err := m.file.Read()
-		if err != nil {
-			return err
-		}
-		if len(strings.TrimSpace(string(old))) > 0 {
-			// Zero members is far more likely a transient or broken view of
-			// the cluster than the truth; an empty backend list would take
-			// the API down on this node.
-			m.log.WithFields(logrus.Fields{"nodes": len(nodes), "discovery": snap.Mode}).Warn("no usable control-plane backend; keeping the configuration on disk")
-			m.state.setBackends(0)
-			m.state.applied(nil, "kept last configuration: no backends")
-			return nil
-		}
+	if len(cfg.Backends) == 0 && (m.handed != nil || m.configOnDisk) {
+		// Zero members is far more likely a transient or broken view of
+		// the cluster than the truth; an empty backend list would take the
+		// API down on this node.
+		m.log.WithFields(logrus.Fields{"nodes": len(nodes), "discovery": snap.Mode}).Warn("no usable control-plane backend; keeping the configuration on disk")
+		m.state.setBackends(0)
+		m.state.applied(nil, "kept last configuration: no backends")
+		return false
 	}
 
 	data, err := m.renderer.Render(lbconfig.TemplateData{LBConfig: cfg})
 	if err != nil {
+		// The template renders again with the next change or a new
+		// template; the file on disk stays.
 		m.metrics.ConfigFailures.WithLabelValues("render").Inc()
 		m.state.applied(err, "")
-		return err
+		m.log.WithError(err).Error("rendering the configuration; keeping the one on disk")
+		return false
 	}
 	m.state.setBackends(len(cfg.Backends))
 	drain := m.draining(cfg.Backends, snap)
+	changed = !bytes.Equal(data, m.handed) || !slices.Equal(drain, m.drain)
 	if !bytes.Equal(data, m.handed) {
 		added, removed := diffBackends(m.applied, cfg.Backends)
 		if m.handed != nil || len(added)+len(removed) > 0 {
@@ -71,12 +70,12 @@ func (m *Monitor) sync(ctx context.Context, eventAt time.Time) error {
 			}).Info("haproxy configuration changed")
 		}
 	}
-	m.applied, m.handed = cfg.Backends, data
+	m.applied, m.handed, m.drain = cfg.Backends, data, drain
 	m.names = lbconfig.RememberNames(m.names, cfg.Backends)
 	// The controller compares with the file, writes, and gets haproxy to
 	// serve it; a file already current is only checked against haproxy.
 	m.reloads.Serve(reload.Target{Config: data, EventAt: eventAt, Drain: drain})
-	return nil
+	return changed
 }
 
 // draining names the servers whose apiserver left the kubernetes
