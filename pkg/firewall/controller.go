@@ -106,6 +106,7 @@ type Controller struct {
 	track     Hysteresis
 	tracked   *keepalived.Level
 	observed  time.Time // the hysteresis' last observation
+	closedAt  time.Time // when the held connection last closed
 }
 
 // Run probes until ctx ends, then hands the VIP over and removes the rules.
@@ -145,6 +146,7 @@ func (c *Controller) Run(ctx context.Context) {
 		case <-t.C:
 		case err := <-closed:
 			watching, woken = false, true
+			c.closedAt = time.Now()
 			c.Log.WithError(err).Debug("connection held to haproxy closed; probing at once")
 		}
 	}
@@ -349,7 +351,15 @@ func (c *Controller) redirect(err error, gone bool) {
 	case changed && active:
 		c.Log.Info("API reachable through haproxy; redirecting VIP traffic to the load balancer")
 	case changed && gone:
-		c.Log.WithError(err).Warn("haproxy is not listening; removing the VIP redirect at once")
+		defer func(log logrus.FieldLogger) {
+			// How long the redirect outlived haproxy, as far as the
+			// monitor can see: from the held connection's close to the
+			// rules' removal (the lab reports it; docs/vip-failover.md).
+			if !c.closedAt.IsZero() && time.Since(c.closedAt) < time.Second {
+				log = log.WithField("after_close", time.Since(c.closedAt).Round(10*time.Microsecond))
+			}
+			log.WithError(err).Warn("haproxy is not listening; removed the VIP redirect at once")
+		}(c.Log)
 	case changed:
 		c.Log.WithError(err).Warn("API not reachable through haproxy; removing the VIP redirect")
 	}

@@ -107,7 +107,7 @@ func TestGrantRemovedAndApplied(t *testing.T) {
 	}
 	r := ld.stop(t)
 	after := reloads()
-	L.record(t, "9. grant removed (apiservers restarted in turn) and applied again", r,
+	L.record(t, "9", "grant removed (apiservers restarted in turn) and applied again", r,
 		"degraded then watching again; cfg and reload count unchanged by either switch")
 	if fmt.Sprint(cfgs(t)) != fmt.Sprint(before) || fmt.Sprint(after) != fmt.Sprint(settled) {
 		t.Fatalf("switching sources changed something: reloads %v → %v", settled, after)

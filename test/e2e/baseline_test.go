@@ -10,8 +10,8 @@ import (
 )
 
 // The baseline lab: the same three masters, client and load, with the
-// original's setup instead of ours (SPEC.md, "the original's production
-// settings"): the OpenShift-style haproxy template (checks every 5 s, down
+// original's setup instead of ours (docs/lab.md, "the original's
+// setup, side by side"): the OpenShift-style haproxy template (checks every 5 s, down
 // after 3, no redispatch, every change a reload), keepalived with a
 // weight-20 track script on haproxy's monitor-uri every 2 s, 3 failures to
 // fail, and the original's monitor algorithm (test/bench/baseline: LIST every

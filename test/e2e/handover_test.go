@@ -87,7 +87,7 @@ func TestRollingRestart(t *testing.T) {
 		t.Logf("at %.3fs: %s back, converged (VIP on %s)", time.Since(loadStart).Seconds(), m.name, L.holder())
 	}
 	r := ld.stop(t)
-	L.record(t, "11. rolling restart of all three masters, graceful, under load", r,
+	L.record(t, "11", "rolling restart of all three masters, graceful, under load", r,
 		fmt.Sprintf("each stopped as the kubelet stops pods and started again; %v in all", time.Since(start).Round(time.Second)))
 	// goal 0; measured 0 in every run since the hold and the sticky holder
 	// (before: 0-4 failed, 0-2.1 s). The bound allows the race kubelet lab
@@ -118,7 +118,7 @@ func TestHAProxyRestartOnHolder(t *testing.T) {
 	if moved() {
 		note = "the VIP went away and came back"
 	}
-	L.record(t, "12. haproxy killed on the VIP holder, restarted 1 s later", r, note)
+	L.record(t, "12", "haproxy killed on the VIP holder, restarted 1 s later", r, note)
 	// With the held connection: measured 0-4 failed (all at the kill, at most one per worker), 0-68 ms; probing alone
 	// 4-12, 39-110 ms; with FAULT at once 11-23, 1.1-1.2 s. The bound is shared with scenario 4 and K2.
 	bound(t, r, haproxyKilledFailed, haproxyKilledOutage)
@@ -148,7 +148,7 @@ func (l *lab) setAdvert(t *testing.T, advert string) {
 func TestCutHolderLinkFastVRRP(t *testing.T) {
 	L.setAdvert(t, "0.2")
 	defer L.setAdvert(t, "1")
-	r := cutHolderLink(t, "5b. cut the VIP holder's link, VRRPv3 advert_int 0.2", "cut-link-fast")
+	r := cutHolderLink(t, "5b", "cut the VIP holder's link, VRRPv3 advert_int 0.2", "cut-link-fast")
 	bound(t, r, 20, vipMoveOutage) // goal 1.5 s; measured 4 failed, 1.0 s
 }
 
@@ -205,8 +205,7 @@ func TestFastVRRPUnderCPULoad(t *testing.T) {
 	transitions := masterStates() - before
 	note := fmt.Sprintf("%d VIP moves, %d samples without a holder, %d transitions to MASTER; %d busy loops per master, load average %s",
 		moves, missing, transitions, burners, strings.Fields(string(load1))[0])
-	results = append(results, resultRow{cells: fmt.Sprintf("13. VRRPv3 advert_int 0.2, %v under CPU load | | | | | %s", d, note)})
-	t.Log(note)
+	addRow(t, row{id: "13", title: fmt.Sprintf("VRRPv3 advert_int 0.2, %v under CPU load", d), note: note})
 	if moves != 0 || missing != 0 || transitions != 0 {
 		t.Errorf("spurious VIP moves under CPU load: %s", note)
 	}
@@ -232,7 +231,7 @@ func TestMonitorKilledThenHAProxy(t *testing.T) {
 	start := time.Now()
 	old.hap.Kill()
 	next, moved, r := stopAfterMove(t, ld, old.name, start)
-	L.record(t, "14. monitor killed (SIGKILL) on the VIP holder, then its haproxy", r,
+	L.record(t, "14", "monitor killed (SIGKILL) on the VIP holder, then its haproxy", r,
 		fmt.Sprintf("the script fallback: VIP %s → %s after %v", old.name, next, moved.Round(100*time.Millisecond)))
 	bound(t, r, 2000, 12*time.Second) // measured 580-1136 failed, 3.0-5.9 s
 	if err := old.hap.Start(); err != nil {
@@ -260,7 +259,7 @@ func TestHolderControlPlaneDies(t *testing.T) {
 	old.hap.Kill()
 	t.Cleanup(func() { _ = L.cp.StartAPIServer(context.Background(), api) })
 	next, moved, r := stopAfterMove(t, ld, old.name, start)
-	L.record(t, "15. kube-apiserver and haproxy killed on the VIP holder", r,
+	L.record(t, "15", "kube-apiserver and haproxy killed on the VIP holder", r,
 		fmt.Sprintf("VIP %s → %s after %v", old.name, next, moved.Round(10*time.Millisecond)))
 	bound(t, r, 40, vipMoveOutage) // measured 7-20 failed, 1.06-1.15 s
 	if err := L.cp.StartAPIServer(context.Background(), api); err != nil {

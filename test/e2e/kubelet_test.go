@@ -305,7 +305,7 @@ func kubeletColdStart(t *testing.T, took time.Duration) {
 	ld := L.startLoad(t, "kubelet-steady")
 	time.Sleep(5 * time.Second) // the length of the check
 	r := ld.stop(t)
-	L.record(t, "K1. cold start under kubelets, then steady load", r,
+	L.record(t, "K1", "cold start under kubelets, then steady load", r,
 		fmt.Sprintf("lab up (3 kubelets, images imported, VIP on %s) in %v; mirror pods Running and Ready", holder, took.Round(time.Second)))
 	if r.Failed != 0 || r.Sent < 50 {
 		t.Fatalf("%d requests, %d failed: %v", r.Sent, r.Failed, r.Errors)
@@ -351,8 +351,9 @@ func kubeletKillHAProxy(t *testing.T) {
 	if moved() {
 		vip = "the VIP moved"
 	}
-	L.record(t, "K2. haproxy container killed on the VIP holder", r,
-		fmt.Sprintf("kubelet restarted it, serving again after %v; %s", back.Round(100*time.Millisecond), vip))
+	L.record(t, "K2", "haproxy container killed on the VIP holder", r,
+		fmt.Sprintf("kubelet restarted it, serving again after %v; %s%s", back.Round(100*time.Millisecond), vip,
+			redirectOutAfter(holder.node.ContainerLog("haproxy", "haproxy-monitor"))))
 	// With the held connection: measured 0-4 failed, 0-90 ms in 10 runs; probing alone 6-17 failed, up to 133 ms (with
 	// FAULT at once: 24-48, 1.2-1.3 s).
 	bound(t, r, haproxyKilledFailed, haproxyKilledOutage)
@@ -399,7 +400,7 @@ func kubeletKillMonitor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	L.record(t, "K3. monitor container killed on the VIP holder", r, "kubelet restarted it; haproxy not reloaded, file not rewritten, VIP stayed")
+	L.record(t, "K3", "monitor container killed on the VIP holder", r, "kubelet restarted it; haproxy not reloaded, file not rewritten, VIP stayed")
 	if after != before {
 		t.Errorf("haproxy worker pid %s → %s: the restarted monitor reloaded haproxy", before, after)
 	}
@@ -533,7 +534,7 @@ func kubeletStopped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	L.record(t, "K4. kubelet on the VIP holder stopped, its Node NotReady, then started again", r,
+	L.record(t, "K4", "kubelet on the VIP holder stopped, its Node NotReady, then started again", r,
 		"every haproxy kept all three servers; the pods adopted: haproxy not restarted or reloaded")
 	if after != before {
 		t.Errorf("haproxy worker pid %s → %s across the kubelet's restart", before, after)
@@ -588,7 +589,7 @@ func kubeletEditManifest(t *testing.T) {
 	time.Sleep(5 * time.Second) // load on past a backup's master-down interval
 	r := ld.stop(t)
 	now := L.holder()
-	L.record(t, "K5. haproxy pod manifest edited on the VIP holder (pod replaced)", r,
+	L.record(t, "K5", "haproxy pod manifest edited on the VIP holder (pod replaced)", r,
 		fmt.Sprintf("VIP to %s after %v; new pod ready after %v; VIP then on %s", other, moved.Round(100*time.Millisecond),
 			ready.Round(100*time.Millisecond), now))
 	if now != other {
@@ -634,7 +635,7 @@ func kubeletRemoveManifest(t *testing.T) {
 	}
 	gone := time.Since(start)
 	r := ld.stop(t)
-	L.record(t, "K6. both static pods removed from the VIP holder", r,
+	L.record(t, "K6", "both static pods removed from the VIP holder", r,
 		fmt.Sprintf("VIP to %s after %v, pods gone after %v", other, moved.Round(100*time.Millisecond), gone.Round(100*time.Millisecond)))
 	// measured 0-1: keepalived's pod stops with the monitor's, and when it
 	// drops the VIP before the monitor holds, a connection accepted in

@@ -23,7 +23,7 @@ func TestSteadyState(t *testing.T) {
 	ld := L.startLoad(t, "steady")
 	time.Sleep(10 * time.Second) // the length of the scenario, not synchronisation
 	r := ld.stop(t)
-	L.record(t, "1. steady state, 10 s", r, "VIP on "+holder)
+	L.record(t, "1", "steady state, 10 s", r, "VIP on "+holder)
 	if r.Sent < 100 || r.Failed != 0 {
 		t.Fatalf("%d requests, %d failed; want many and 0 failed: %v", r.Sent, r.Failed, r.Errors)
 	}
@@ -135,7 +135,7 @@ func TestChangesUnderLoad(t *testing.T) {
 	}
 	r := ld.stop(t)
 	n := holder.hap.ReloadsReceived() - reloads
-	L.record(t, "2. 100 membership changes under load (runtime API)", r, fmt.Sprintf("%d reloads of haproxy on the VIP holder", n))
+	L.record(t, "2", "100 membership changes under load (runtime API)", r, fmt.Sprintf("%d reloads of haproxy on the VIP holder", n))
 	if r.Failed != 0 || n != 0 {
 		t.Fatalf("%d failed requests, %d reloads (want 0 and 0): %v", r.Failed, n, r.Errors)
 	}
@@ -162,7 +162,7 @@ func TestKillAPIServer(t *testing.T) {
 	}
 	detect := time.Since(start)
 	r := ld.stop(t)
-	L.record(t, "3. kill one kube-apiserver", r, fmt.Sprintf("%s's; haproxy marked it DOWN after %v", victim.name, detect.Round(100*time.Millisecond)))
+	L.record(t, "3", "kill one kube-apiserver", r, fmt.Sprintf("%s's; haproxy marked it DOWN after %v", victim.name, detect.Round(100*time.Millisecond)))
 	bound(t, r, 6, 200*time.Millisecond) // measured 1-3 failed, 14-27 ms
 	// No new connection goes unanswered: a connect the dead apiserver
 	// refuses is redispatched. What fails, the dying apiserver had taken.
@@ -183,7 +183,7 @@ func TestKillAPIServer(t *testing.T) {
 // serving, until a backup takes it after VRRP's master-down interval:
 // never a moment without a holder.
 func TestKillHAProxyOnHolder(t *testing.T) {
-	r := killHAProxyOnHolder(t, "4. kill haproxy on the VIP holder", "kill-haproxy")
+	r := killHAProxyOnHolder(t, "4", "kill haproxy on the VIP holder", "kill-haproxy")
 	// Measured 0-3 failed, 0-26 ms with the held connection (4p, probing
 	// alone: 8-16 failed, 68-103 ms); before the track file 302-410,
 	// 2.0-2.5 s.
@@ -209,13 +209,13 @@ func TestKillHAProxyOnHolderPolling(t *testing.T) {
 	holder := L.master(L.holder())
 	restartMonitor(t, holder, "--watch-haproxy=false")
 	defer restartMonitor(t, holder)
-	killHAProxyOnHolder(t, "4p. kill haproxy on the VIP holder, the monitor probing only (--watch-haproxy=false)", "kill-haproxy-polling")
+	killHAProxyOnHolder(t, "4p", "kill haproxy on the VIP holder, the monitor probing only (--watch-haproxy=false)", "kill-haproxy-polling")
 }
 
 // killHAProxyOnHolder kills haproxy on the VIP holder under load (named
 // name: its own load output), waits for the VIP to move, and starts
 // haproxy again.
-func killHAProxyOnHolder(t *testing.T, scenario, name string) load.Result {
+func killHAProxyOnHolder(t *testing.T, id, title, name string) load.Result {
 	old := L.master(L.holder())
 	waitRedirect(t, old.name)
 	ld := L.startLoad(t, name)
@@ -223,7 +223,8 @@ func killHAProxyOnHolder(t *testing.T, scenario, name string) load.Result {
 	start := time.Now()
 	old.hap.Kill() // the reloader's PID namespace: haproxy and socat with it
 	next, moved, r := stopAfterMove(t, ld, old.name, start)
-	L.record(t, scenario, r, fmt.Sprintf("VIP %s → %s after %v", old.name, next, moved.Round(100*time.Millisecond)))
+	L.record(t, id, title, r, fmt.Sprintf("VIP %s → %s after %v%s", old.name, next, moved.Round(100*time.Millisecond),
+		redirectOutAfter(old.mon.Log())))
 	defer func() {
 		// Restore: haproxy back on the old holder; the VIP stays where it is.
 		if err := old.hap.Start(); err != nil {
@@ -262,7 +263,7 @@ func restartMonitor(t *testing.T, m *master, extra ...string) {
 
 // 5. The VIP holder's link is cut: another master takes the VIP.
 func TestCutHolderLink(t *testing.T) {
-	r := cutHolderLink(t, "5. cut the VIP holder's link", "cut-link")
+	r := cutHolderLink(t, "5", "cut the VIP holder's link", "cut-link")
 	bound(t, r, 20, 8*time.Second) // measured 8 failed, ~4060 ms
 	afterwards(t, "cut-link")
 }
@@ -270,7 +271,7 @@ func TestCutHolderLink(t *testing.T) {
 // cutHolderLink cuts the VIP holder's link under load, waits for another
 // master to take the VIP and the client to see it, records the scenario,
 // and joins the link again.
-func cutHolderLink(t *testing.T, scenario, name string) load.Result {
+func cutHolderLink(t *testing.T, id, title, name string) load.Result {
 	t.Helper()
 	old := L.holder()
 	ld := L.startLoad(t, name)
@@ -295,7 +296,7 @@ func cutHolderLink(t *testing.T, scenario, name string) load.Result {
 	moved := time.Since(start)
 	time.Sleep(3 * time.Second) // the client sees the new holder; haproxy marks the cut apiserver down
 	r := ld.stop(t)
-	L.record(t, scenario, r, fmt.Sprintf("VIP %s → %s after %v", old, next, moved.Round(10*time.Millisecond)))
+	L.record(t, id, title, r, fmt.Sprintf("VIP %s → %s after %v", old, next, moved.Round(10*time.Millisecond)))
 	if err := L.net.SetLink(old, true); err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +333,7 @@ func TestDeleteAndReAddMasterNode(t *testing.T) {
 	}
 	waitServing(t, 20*time.Second, masters...) // ready again
 	r := ld.stop(t)
-	L.record(t, "6. delete and re-add a master Node", r, "every master's haproxy followed")
+	L.record(t, "6", "delete and re-add a master Node", r, "every master's haproxy followed")
 	if r.Failed != 0 {
 		t.Fatalf("%d requests failed: %v", r.Failed, r.Errors)
 	}
@@ -385,7 +386,7 @@ func TestGracefulAPIServerShutdown(t *testing.T) {
 	took := <-stopped
 	time.Sleep(time.Second) // load on past the apiserver's exit
 	r := ld.stop(t)
-	L.record(t, "10. kube-apiserver shut down gracefully (shutdown delay 5 s)", r,
+	L.record(t, "10", "kube-apiserver shut down gracefully (shutdown delay 5 s)", r,
 		fmt.Sprintf("drained on every haproxy after %v; the apiserver exited after %v", drainedAfter.Round(10*time.Millisecond), took.Round(100*time.Millisecond)))
 	if r.Failed != 0 {
 		t.Errorf("%d requests failed: %v", r.Failed, r.Errors)
