@@ -4,6 +4,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -193,5 +195,46 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 	}
 	if r.ClusterRoleBindings[0].RoleRef.Name != r.ClusterRoles[0].Name || r.RoleBindings[0].RoleRef.Name != role.Name || r.RoleBindings[0].Namespace != "default" {
 		t.Error("bindings do not refer to the roles")
+	}
+}
+
+// Each container mounts exactly the host paths docs/deploying.md lists for
+// it ("What each container may do"), read-only where it says so.
+func TestHostPathsAsDocumented(t *testing.T) {
+	want := map[string][]string{
+		"haproxy/haproxy": {"/etc/haproxy (ro)"},
+		"haproxy/haproxy-monitor": {"/etc/haproxy", "/etc/kubernetes/static-pod-resources/haproxy (ro)",
+			"/run/haproxy-monitor", "/var/lib/kubelet/kubeconfig (ro)", "/var/lib/kubelet/pki (ro)"},
+		"keepalived/keepalived": {"/etc/kubernetes/static-pod-resources/keepalived (ro)", "/run/haproxy-monitor (ro)"},
+	}
+	got := map[string][]string{}
+	for _, name := range []string{"haproxy.yaml", "keepalived.yaml"} {
+		pod, err := Pod(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		host := map[string]string{}
+		for _, v := range pod.Spec.Volumes {
+			if v.HostPath != nil {
+				host[v.Name] = v.HostPath.Path
+			}
+		}
+		for _, c := range pod.Spec.Containers {
+			key := strings.TrimSuffix(name, ".yaml") + "/" + c.Name
+			for _, m := range c.VolumeMounts {
+				p, ok := host[m.Name]
+				if !ok {
+					continue
+				}
+				if m.ReadOnly {
+					p += " (ro)"
+				}
+				got[key] = append(got[key], p)
+			}
+			slices.Sort(got[key])
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("host paths:\n got %v\nwant %v", got, want)
 	}
 }

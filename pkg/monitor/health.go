@@ -104,10 +104,10 @@ func (s *state) reloadResult(err error, at time.Time) {
 
 // healthy: the loop has gone round recently. The loop wakes at least every
 // check interval, so three missed intervals mean it is stuck.
-func (s *state) healthy(interval time.Duration) error {
+func (s *state) healthy(now time.Time, interval time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if age := time.Since(s.lastBeat); age > 3*interval+time.Second {
+	if age := now.Sub(s.lastBeat); age > 3*interval+time.Second {
 		return fmt.Errorf("control loop has not run for %v", age.Round(time.Second))
 	}
 	return nil
@@ -171,7 +171,7 @@ func (m *Monitor) healthMux() *http.ServeMux {
 		}
 	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		reply(w, "", m.state.healthy(m.cfg.CheckInterval))
+		reply(w, "", m.state.healthy(time.Now(), m.cfg.CheckInterval))
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		note, err := m.state.ready()

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"text/template"
@@ -69,8 +71,8 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// The original's template value, field for field (SPEC.md): its ApiLBConfig
-// and Backend, under the field LBConfig.
+// The original's template value, field for field (docs/usage.md, "The
+// template's data"): its ApiLBConfig and Backend, under the field LBConfig.
 type originalBackend struct {
 	Host    string
 	Address string
@@ -87,23 +89,76 @@ type originalLBConfig struct {
 
 type originalData struct{ LBConfig originalLBConfig }
 
-func asOriginal(d lbconfig.TemplateData) originalData {
-	o := originalData{LBConfig: originalLBConfig{ApiPort: d.LBConfig.ApiPort, LbPort: d.LBConfig.LbPort,
-		StatPort: d.LBConfig.StatPort, FrontendAddr: d.LBConfig.FrontendAddr, Backends: []originalBackend{}}}
-	for _, b := range d.LBConfig.Backends {
-		o.LBConfig.Backends = append(o.LBConfig.Backends, originalBackend(b))
+// shape lists a type's exported fields, recursively, as "path kind": what a
+// template can reach.
+func shape(t reflect.Type, prefix string) []string {
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		path, ft := prefix+f.Name, f.Type
+		switch {
+		case ft.Kind() == reflect.Struct:
+			out = append(out, path+" struct")
+			out = append(out, shape(ft, path+".")...)
+		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+			out = append(out, path+" []struct")
+			out = append(out, shape(ft.Elem(), path+"[].")...)
+		default:
+			out = append(out, path+" "+ft.String())
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Our template data has exactly the original's shape: every field a
+// template of the original's can name, with its type, and no other (a
+// field we added could shadow a method or change what "range" sees).
+func TestTemplateDataHasTheOriginalsShape(t *testing.T) {
+	got, want := shape(reflect.TypeOf(lbconfig.TemplateData{}), ""), shape(reflect.TypeOf(originalData{}), "")
+	if !slices.Equal(got, want) {
+		t.Errorf("template data:\n got %v\nwant %v", got, want)
+	}
+}
+
+// A member set as the original's monitor and ours both describe it: each
+// side's value is built from these plain inputs, not from the other's.
+type members struct {
+	api, lb, stat uint16
+	frontend      string
+	backends      [][2]string // name, address
+}
+
+func (m members) original() originalData {
+	o := originalData{LBConfig: originalLBConfig{ApiPort: m.api, LbPort: m.lb, StatPort: m.stat,
+		FrontendAddr: m.frontend, Backends: []originalBackend{}}}
+	for _, b := range m.backends {
+		o.LBConfig.Backends = append(o.LBConfig.Backends, originalBackend{Host: b[0], Address: b[1], Port: m.api})
 	}
 	return o
 }
 
+func (m members) ours() lbconfig.TemplateData {
+	d := lbconfig.TemplateData{LBConfig: lbconfig.LBConfig{ApiPort: m.api, LbPort: m.lb, StatPort: m.stat,
+		FrontendAddr: m.frontend, Backends: []lbconfig.Backend{}}}
+	for _, b := range m.backends {
+		d.LBConfig.Backends = append(d.LBConfig.Backends, lbconfig.Backend{Host: b[0], Address: b[1], Port: m.api})
+	}
+	return d
+}
+
 // Templates that worked with the original render byte for byte the same:
-// each template executed by plain text/template over a value of the
-// original's shape gives exactly our renderer's bytes, for every data set.
+// each template executed by plain text/template over the original's value
+// gives exactly our renderer's bytes, for every member set.
 func TestTemplatesRenderAsWithTheOriginal(t *testing.T) {
-	data := map[string]lbconfig.TemplateData{
-		"three": threeMasters(""),
-		"ipv6":  threeMasters("::"),
-		"empty": {LBConfig: lbconfig.LBConfig{ApiPort: 6443, LbPort: 9445, StatPort: 29445, Backends: []lbconfig.Backend{}}},
+	sets := map[string]members{
+		"three": {6443, 9445, 29445, "", [][2]string{{"master-0", "198.18.0.10"}, {"master-1", "198.18.0.11"}, {"master-2", "198.18.0.12"}}},
+		"ipv6":  {6443, 9445, 29445, "::", [][2]string{{"master-0", "fd00::10"}}},
+		"ports": {7443, 9555, 30000, "", [][2]string{{"a", "198.18.0.1"}}},
+		"empty": {6443, 9445, 29445, "", nil},
 	}
 	for _, path := range []string{"testdata/seed.cfg.tmpl", "../../templates/haproxy.cfg.tmpl"} {
 		text, err := os.ReadFile(path)
@@ -115,12 +170,12 @@ func TestTemplatesRenderAsWithTheOriginal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for name, d := range data {
+		for name, m := range sets {
 			var want bytes.Buffer
-			if err := orig.Execute(&want, asOriginal(d)); err != nil {
+			if err := orig.Execute(&want, m.original()); err != nil {
 				t.Fatal(err)
 			}
-			got, err := r.Render(d)
+			got, err := r.Render(m.ours())
 			if err != nil {
 				t.Fatal(err)
 			}
