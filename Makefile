@@ -11,7 +11,7 @@ help: ## list the targets
 build: ## build bin/monitor, bin/keepalived-conf and bin/node-setup
 	$(GO) build -o $(BIN_DIR)/ ./cmd/...
 
-deps: ## install haproxy, socat, keepalived, nftables, wrk from Debian when missing
+deps: ## install haproxy, socat, keepalived, nftables, curl, containerd, runc, mmdebstrap from Debian when missing
 	hack/install-deps.sh
 
 test-binaries: ## build the pinned Kubernetes binaries (kube-apiserver, kubelet, kubeadm, kubectl, controller-manager, scheduler, kube-proxy), crictl, etcd, CoreDNS and the CNI plugins into .cache/bin

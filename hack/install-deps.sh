@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests, the lab and the demo drive for real
-# (haproxy, socat, keepalived, nftables, iproute2, curl, wrk, and the basics the
+# (haproxy, socat, keepalived, nftables, iproute2, curl, and the basics the
 # lab scripts call: sysctl, unshare), and for the kubelet lab containerd, runc
 # and mmdebstrap (the image's root filesystem). Skips apt entirely when all are
 # present.
 set -euo pipefail
 
-want=(haproxy socat keepalived nft ip wrk curl sysctl unshare nsenter containerd runc mmdebstrap)
-pkgs=(haproxy socat keepalived nftables iproute2 wrk curl procps util-linux util-linux containerd runc mmdebstrap)
+want=(haproxy socat keepalived nft ip curl sysctl unshare nsenter containerd runc mmdebstrap)
+pkgs=(haproxy socat keepalived nftables iproute2 curl procps util-linux util-linux containerd runc mmdebstrap)
 missing=()
 for i in "${!want[@]}"; do
   command -v "${want[$i]}" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "${want[$i]}" >/dev/null 2>&1 || missing+=("${pkgs[$i]}")

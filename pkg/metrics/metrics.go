@@ -35,7 +35,7 @@ type Metrics struct {
 	// start-up.
 	ReloadRetries prometheus.Counter
 	// Verifications of what haproxy serves by result: serving (after a
-	// reload), timeout, unavailable (no runtime API socket to check with),
+	// reload or a change through the runtime API), timeout, unavailable (no runtime API socket to check with),
 	// current and stale (the file found on disk at start-up: served already,
 	// or not).
 	Verifications *prometheus.CounterVec

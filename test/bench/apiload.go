@@ -88,7 +88,8 @@ func (b *bench) apiLoad() error {
 	b.printf("\n## 2. API load in steady state\n\n")
 	b.printf("Requests to kube-apiserver for nodes and endpointslices over a %v window, from the apiserver's own\n", b.cfg.apiWindow)
 	b.printf("`apiserver_request_total`. A watch counts once, when it ends (every 5-10 minutes per watch), so a window\n")
-	b.printf("shorter than that can show 0 for haproxy-monitor; its long-run rate is at most 3 watches × 1 per 5 min = 0.6/min.\n\n")
+	b.printf("shorter than that can show 0 for haproxy-monitor; its long-run rate is at most 3 watches × 1 per 5 min = 0.6/min\n")
+	b.printf("per monitor.\n\n")
 	b.printf("| monitors | haproxy-monitor | baseline | ratio |\n|---|---|---|---|\n")
 	for _, n := range []int{1, 3} {
 		o, base := rate[fmt.Sprintf("%s/%d", ours, n)], rate[fmt.Sprintf("%s/%d", baseline, n)]
@@ -102,5 +103,5 @@ func ratio(base, o, floor float64) string {
 	if o > 0 {
 		return fmt.Sprintf("%.0f×", base/o)
 	}
-	return fmt.Sprintf("≥ %.0f× (ours 0 in the window; vs its 0.6/min bound)", base/floor)
+	return fmt.Sprintf("≥ %.0f× (ours 0 in the window; vs its %.1f/min bound)", base/floor, floor)
 }

@@ -20,7 +20,7 @@ import (
 // KubeletNode is one node's containerd and kubelet (v1.37, built like
 // kube-apiserver), started in the node's network namespace with nsenter (ip
 // netns exec would remount /sys and hide the cgroups from the kubelet). It
-// follows ../shared/KUBELET-NOTES.md: cgroup v1 with the cgroupfs driver,
+// sets what kubelets need on this kind of machine: cgroup v1 with the cgroupfs driver,
 // containerd told not to lower oom_score_adj, a loopback-only CNI config for
 // host-network pods, images imported from OCI tars.
 type KubeletNode struct {
