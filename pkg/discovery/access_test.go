@@ -2,6 +2,7 @@ package discovery_test
 
 import (
 	"context"
+	"github.com/haproxy-monitor/haproxy-monitor/test/poll"
 	"reflect"
 	"testing"
 	"time"
@@ -19,17 +20,6 @@ func startSource(t *testing.T, c *fakeapi.Cluster) *discovery.Source {
 	s.Start(ctx)
 	t.Cleanup(func() { cancel(); s.Shutdown() })
 	return s
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func names(ns []lbconfig.Node) []string {
@@ -68,7 +58,7 @@ func TestStartupPerForbiddenResource(t *testing.T) {
 			}
 			s := startSource(t, c)
 			if tc.nothing {
-				waitFor(t, "both sources to be refused", func() bool { return s.Status().NothingReadable() })
+				poll.Must(t, 10*time.Second, "both sources to be refused", func() bool { return s.Status().NothingReadable() })
 				if s.HasSynced() || s.Snapshot().Mode != discovery.ModeNone {
 					t.Fatalf("synced with nothing readable: %+v", s.Snapshot())
 				}
@@ -77,9 +67,9 @@ func TestStartupPerForbiddenResource(t *testing.T) {
 				}
 				return
 			}
-			waitFor(t, "sync", s.HasSynced)
+			poll.Must(t, 10*time.Second, "sync", s.HasSynced)
 			// The optional slice watch settles (synced or refused).
-			waitFor(t, "the slice watch to settle", func() bool {
+			poll.Must(t, 10*time.Second, "the slice watch to settle", func() bool {
 				st := s.Status()
 				return len(s.Snapshot().APIEndpoints) > 0 || st.SlicesForbidden != nil
 			})
@@ -114,9 +104,9 @@ func TestGrantAppliedWhileRunning(t *testing.T) {
 	c := fakeapi.New("system:node:m1")
 	c.Deny["nodes"].Store(true)
 	s := startSource(t, c)
-	waitFor(t, "degraded mode", func() bool { return s.Snapshot().Mode == discovery.ModeDegraded })
+	poll.Must(t, 10*time.Second, "degraded mode", func() bool { return s.Snapshot().Mode == discovery.ModeDegraded })
 	c.Deny["nodes"].Store(false)
-	waitFor(t, "watch mode", func() bool { return s.Snapshot().Mode == discovery.ModeWatch })
+	poll.Must(t, 10*time.Second, "watch mode", func() bool { return s.Snapshot().Mode == discovery.ModeWatch })
 	if got := names(s.Snapshot().Nodes); !reflect.DeepEqual(got, []string{"m1", "m2"}) {
 		t.Fatalf("nodes %v", got)
 	}
@@ -131,13 +121,13 @@ func TestGrantAppliedWhileRunning(t *testing.T) {
 func TestGrantRemovedWhileRunning(t *testing.T) {
 	c := fakeapi.New("system:node:m1")
 	s := startSource(t, c)
-	waitFor(t, "watch mode", func() bool { return s.Snapshot().Mode == discovery.ModeWatch })
+	poll.Must(t, 10*time.Second, "watch mode", func() bool { return s.Snapshot().Mode == discovery.ModeWatch })
 	c.Deny["nodes"].Store(true)
 	if s.Snapshot().Mode != discovery.ModeWatch {
 		t.Fatal("left watch mode while the watch was still open")
 	}
 	c.EndWatches()
-	waitFor(t, "degraded mode", func() bool { return s.Snapshot().Mode == discovery.ModeDegraded })
+	poll.Must(t, 10*time.Second, "degraded mode", func() bool { return s.Snapshot().Mode == discovery.ModeDegraded })
 	if snap := s.Snapshot(); !reflect.DeepEqual(snap.APIServers, []string{"198.18.0.11", "198.18.0.12"}) {
 		t.Fatalf("degraded snapshot %+v", snap)
 	}
@@ -150,7 +140,7 @@ func TestDegradedRequestsPerInterval(t *testing.T) {
 	c.Deny["nodes"].Store(true)
 	c.Deny["endpointslices"].Store(true)
 	s := startSource(t, c)
-	waitFor(t, "degraded mode", func() bool { return s.Snapshot().Mode == discovery.ModeDegraded })
+	poll.Must(t, 10*time.Second, "degraded mode", func() bool { return s.Snapshot().Mode == discovery.ModeDegraded })
 	before := len(c.Client.Actions())
 	const intervals = 20
 	time.Sleep(intervals * 50 * time.Millisecond) // the measurement window

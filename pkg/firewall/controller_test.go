@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/haproxy-monitor/haproxy-monitor/test/poll"
 	"io"
 	"net"
 	"net/http"
@@ -38,16 +39,6 @@ func (r *rulesFake) Ensure() error {
 
 func (r *rulesFake) Remove() error { return nil }
 
-// eventually polls cond every millisecond for up to 5 s.
-func eventually(cond func() bool) bool {
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			return false
-		}
-	}
-	return true
-}
-
 // What the controller reports is the rules' real state: a failed ensure is
 // not "installed", however good the probes are.
 func TestControllerReportsRealState(t *testing.T) {
@@ -68,7 +59,7 @@ func TestControllerReportsRealState(t *testing.T) {
 	go func() { c.Run(ctx); close(done) }()
 	wait := func(what string, cond func() bool) {
 		t.Helper()
-		if !eventually(cond) {
+		if !poll.Until(5*time.Second, time.Millisecond, cond) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
@@ -194,7 +185,7 @@ func TestControllerHaproxyGoneAndHandOver(t *testing.T) {
 	go func() { c.Run(ctx); close(done) }()
 	wait := func(what string, cond func() bool) {
 		t.Helper()
-		if !eventually(cond) {
+		if !poll.Until(5*time.Second, time.Millisecond, cond) {
 			t.Fatalf("timed out waiting for %s (track %v)", what, track.values())
 		}
 	}
@@ -269,7 +260,7 @@ func TestShutdownHoldsWhenTheVIPJustLeft(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { c.Run(ctx); close(done) }()
-	if !eventually(func() bool { return track.last() == keepalived.Holding }) {
+	if !poll.Until(5*time.Second, time.Millisecond, func() bool { return track.last() == keepalived.Holding }) {
 		t.Fatalf("never said Holding: %v", track.values())
 	}
 	before := len(track.values())
@@ -325,11 +316,11 @@ func TestControllerNoticesHAProxyDeathAtOnce(t *testing.T) {
 	go func() { c.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 	// One probe's connection, then the held one.
-	if !eventually(func() bool { return installed.Load() && accepted.Load() >= 2 }) {
+	if !poll.Until(5*time.Second, time.Millisecond, func() bool { return installed.Load() && accepted.Load() >= 2 }) {
 		t.Fatalf("installed %v, %d connections accepted", installed.Load(), accepted.Load())
 	}
 	_ = srv.Close() // haproxy dies: its listener and every connection close
-	if !eventually(func() bool { return !installed.Load() }) {
+	if !poll.Until(5*time.Second, time.Millisecond, func() bool { return !installed.Load() }) {
 		t.Fatal("the redirect stayed in after haproxy died")
 	}
 	if n := watches.Load(); n != 1 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/haproxy-monitor/haproxy-monitor/test/poll"
 	"io"
 	"net/netip"
 	"os"
@@ -148,13 +149,13 @@ func TestRedirectCarriesTraffic(t *testing.T) {
 	serve("9445", "lb")
 	serve("6443", "direct")
 	get := func() string {
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var got string
+		poll.Until(5*time.Second, 20*time.Millisecond, func() bool {
 			out, err := exec.Command("ip", "netns", "exec", ns, "socat", "-T1", "-u", "TCP:198.18.0.100:6443,connect-timeout=1", "STDOUT").Output()
-			if err == nil && len(out) > 0 {
-				return strings.TrimSpace(string(out))
-			}
-		}
-		return ""
+			got = strings.TrimSpace(string(out))
+			return err == nil && got != ""
+		})
+		return got
 	}
 	if got := get(); got != "direct" {
 		t.Fatalf("before the rule: %q, want direct", got)
@@ -200,7 +201,7 @@ func TestControllerHysteresisAndShutdown(t *testing.T) {
 	waitProbes := func(n int64) {
 		t.Helper()
 		start := probes.Load()
-		if !eventually(func() bool { return probes.Load() >= start+n }) {
+		if !poll.Until(5*time.Second, time.Millisecond, func() bool { return probes.Load() >= start+n }) {
 			t.Fatal("controller stopped probing")
 		}
 	}
@@ -299,7 +300,7 @@ func TestControllerTakesOverFromAPredecessor(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() { c.Run(ctx); close(done) }()
-			if !eventually(func() bool { return probes.Load() >= 5 }) {
+			if !poll.Until(5*time.Second, time.Millisecond, func() bool { return probes.Load() >= 5 }) {
 				t.Fatal("controller stopped probing")
 			}
 			present, err := r.Present()
@@ -358,7 +359,7 @@ func TestHoldDropsNewConnectionsOnly(t *testing.T) {
 		}
 		return err
 	}
-	if !eventually(func() bool { return connect() == nil }) {
+	if !poll.Until(5*time.Second, time.Millisecond, func() bool { return connect() == nil }) {
 		t.Fatalf("no connection through the redirect: %v", connect())
 	}
 	// An established connection: a socat kept open on a pipe.

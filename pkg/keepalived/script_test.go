@@ -2,6 +2,7 @@ package keepalived
 
 import (
 	"context"
+	"github.com/haproxy-monitor/haproxy-monitor/test/poll"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -122,21 +123,22 @@ exec setpriv --no-new-privs --bounding-set "$CAPS" --inh-caps -all -- keepalived
 		t.Fatal(err)
 	}
 	defer func() { cancel(); _ = cmd.Wait() }()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	var verdict string
+	if !poll.Until(20*time.Second, 50*time.Millisecond, func() bool {
 		b, _ := os.ReadFile(logPath)
 		log := string(b)
 		switch {
 		case strings.Contains(log, "VRRP_Script(chk_haproxy) failed"):
-			return "failed"
+			verdict = "failed"
 		case strings.Contains(log, "VRRP_Script(chk_haproxy) succeeded") && strings.Contains(log, "Couldn't setgroups"):
-			return "succeeded without running"
+			verdict = "succeeded without running"
 		case strings.Contains(log, "VRRP_Script(chk_haproxy) succeeded"):
-			return "succeeded"
+			verdict = "succeeded"
 		}
-		time.Sleep(50 * time.Millisecond)
+		return verdict != ""
+	}) {
+		b, _ := os.ReadFile(logPath)
+		t.Fatalf("keepalived reported no check within 20 s:\n%s", b)
 	}
-	b, _ := os.ReadFile(logPath)
-	t.Fatalf("keepalived reported no check within 20 s:\n%s", b)
-	return ""
+	return verdict
 }

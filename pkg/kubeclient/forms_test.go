@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"github.com/haproxy-monitor/haproxy-monitor/test/poll"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -124,17 +125,12 @@ func TestLateFailureDoesNotMarkDown(t *testing.T) {
 	go func() { _, err := eps.DialContext(context.Background(), "tcp", "x:1"); late <- err }()
 	// Wait until the slow attempt is in progress, then let a newer one
 	// succeed directly on the good address.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+	poll.Must(t, 5*time.Second, "the slow dial to start", func() bool {
 		eps.mu.Lock()
-		started := eps.attempts == 1
-		eps.mu.Unlock()
-		if started {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the slow dial did not start")
-		}
-	}
+		defer eps.mu.Unlock()
+		return eps.attempts == 1
+	})
+
 	eps.SetDynamic([]string{ok.Addr().String()})
 	eps.mu.Lock()
 	eps.preferred = ok.Addr().String()

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"github.com/haproxy-monitor/haproxy-monitor/test/poll"
 	"math/big"
 	"net"
 	"net/http"
@@ -137,11 +138,8 @@ func TestClientCertificateRotation(t *testing.T) {
 		defer mu.Unlock()
 		return seen[len(seen)-1]
 	}
-	for deadline := time.Now().Add(5 * time.Second); last() != "client-b"; time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the rotated client certificate was never presented")
-		}
-		get()
+	if !poll.Until(5*time.Second, 100*time.Millisecond, func() bool { get(); return last() == "client-b" }) {
+		t.Fatal("the rotated client certificate was never presented")
 	}
 	mu.Lock()
 	defer mu.Unlock()

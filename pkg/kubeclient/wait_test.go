@@ -2,6 +2,7 @@ package kubeclient
 
 import (
 	"context"
+	"github.com/haproxy-monitor/haproxy-monitor/test/poll"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,13 +93,7 @@ func TestWaitForCredentials(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- WaitForCredentials(context.Background(), conf, time.Minute, 5*time.Millisecond, log) }()
 	// The wait has begun (it logged) before the kubelet writes the file.
-	deadline := time.Now().Add(10 * time.Second)
-	for !hasMessage(hook, "waiting for the kubeconfig") {
-		if time.Now().After(deadline) {
-			t.Fatal("the wait logged nothing")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Must(t, 10*time.Second, "the wait to log", func() bool { return hasMessage(hook, "waiting for the kubeconfig") })
 	select {
 	case err := <-done:
 		t.Fatalf("returned before the certificate existed: %v", err)

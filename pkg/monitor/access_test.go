@@ -3,7 +3,10 @@ package monitor
 //lint:file-ignore SA1019 v1 Endpoints default/kubernetes is the one member source a node may read without a grant (README, Permissions)
 
 import (
+	"time"
+
 	"context"
+	"github.com/haproxy-monitor/haproxy-monitor/test/poll"
 	"strings"
 	"testing"
 
@@ -33,7 +36,7 @@ func setEndpoints(t *testing.T, c *fakeapi.Cluster, ips ...string) {
 
 func (h *harness) ready(t *testing.T, substr string) {
 	t.Helper()
-	eventually(t, "readiness note "+substr, func() bool {
+	poll.Must(t, 15*time.Second, "readiness note "+substr, func() bool {
 		note, err := h.mon.state.ready()
 		return err == nil && strings.Contains(note, substr)
 	})
@@ -50,7 +53,7 @@ func TestMonitorStartsDegraded(t *testing.T) {
 	h.waitReloads(1)
 	h.ready(t, "degraded discovery: system:node:m1 may not list and watch Nodes")
 	m := h.mon.metrics
-	eventually(t, "metrics of the degraded mode", func() bool {
+	poll.Must(t, 15*time.Second, "metrics of the degraded mode", func() bool {
 		return testutil.ToFloat64(m.DiscoveryMode.WithLabelValues("degraded")) == 1 &&
 			testutil.ToFloat64(m.APIForbidden.WithLabelValues("nodes")) == 1 &&
 			testutil.ToFloat64(m.APIForbidden.WithLabelValues("endpointslices")) == 1 &&
@@ -70,7 +73,7 @@ func TestMonitorSwitchesSourcesWithoutReload(t *testing.T) {
 
 	c.Deny["nodes"].Store(true)
 	c.EndWatches()
-	eventually(t, "degraded mode", func() bool { return h.mon.source.Status().Mode == discovery.ModeDegraded })
+	poll.Must(t, 15*time.Second, "degraded mode", func() bool { return h.mon.source.Status().Mode == discovery.ModeDegraded })
 	setEndpoints(t, c, "198.18.0.11", "198.18.0.12", "198.18.0.13")
 	h.waitServers("m1=198.18.0.11:6443", "m2=198.18.0.12:6443", "apiserver-198-18-0-13=198.18.0.13:6443")
 	h.waitReloads(2)
@@ -86,7 +89,7 @@ func TestMonitorSwitchesSourcesWithoutReload(t *testing.T) {
 	c.Deny["nodes"].Store(false)
 	h.waitServers("m1=198.18.0.11:6443", "m2=198.18.0.12:6443")
 	h.waitReloads(5)
-	eventually(t, "watch mode and a plain ok", func() bool {
+	poll.Must(t, 15*time.Second, "watch mode and a plain ok", func() bool {
 		note, err := h.mon.state.ready()
 		return err == nil && note == "" && h.mon.source.Status().Mode == discovery.ModeWatch
 	})
@@ -104,11 +107,11 @@ func TestMonitorNothingReadable(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := startClient(t, cfg, true, c.Client)
-	eventually(t, "readiness to say why", func() bool {
+	poll.Must(t, 15*time.Second, "readiness to say why", func() bool {
 		_, err := h.mon.state.ready()
 		return err != nil && strings.Contains(err.Error(), "may read neither the Nodes") && strings.Contains(err.Error(), "manifests/rbac.yaml")
 	})
-	if h.file() != precious || h.sink.count() != 0 {
-		t.Fatalf("file %q, %d reloads; want it untouched", h.file(), h.sink.count())
+	if h.file() != precious || h.sink.count(t) != 0 {
+		t.Fatalf("file %q, %d reloads; want it untouched", h.file(), h.sink.count(t))
 	}
 }

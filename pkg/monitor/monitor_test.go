@@ -1,12 +1,11 @@
 package monitor
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
+	"github.com/haproxy-monitor/haproxy-monitor/test/fakesock"
+	"github.com/haproxy-monitor/haproxy-monitor/test/poll"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -29,16 +28,6 @@ import (
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery/clientset"
 )
 
-// reloadSink is a real unix socket listener counting "reload" lines, standing
-// in for the haproxy container's socat reloader.
-type reloadSink struct {
-	path string
-	mu   sync.Mutex
-	n    int
-	bad  []string
-	ln   net.Listener
-}
-
 func newSinkPath(t *testing.T) string {
 	dir, err := os.MkdirTemp("", "mon")
 	if err != nil {
@@ -48,55 +37,31 @@ func newSinkPath(t *testing.T) string {
 	return filepath.Join(dir, "master.sock")
 }
 
+// reloadSink is the reloader's socket as the monitor sees it: listening
+// from the start, or from when a test calls listen.
+type reloadSink struct {
+	path string
+	mu   sync.Mutex
+	r    *fakesock.Reloader
+}
+
 func (s *reloadSink) listen(t *testing.T) {
 	t.Helper()
-	ln, err := net.Listen("unix", s.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.ln = ln
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					s.mu.Lock()
-					if sc.Text() == "reload" {
-						s.n++
-					} else {
-						s.bad = append(s.bad, sc.Text())
-					}
-					s.mu.Unlock()
-				}
-			}()
-		}
-	}()
-}
-
-func (s *reloadSink) count() int {
+	r := fakesock.NewReloader(t, s.path)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.bad) > 0 {
-		panic("unexpected reload socket input: " + strings.Join(s.bad, "|"))
-	}
-	return s.n
+	s.r = r
+	s.mu.Unlock()
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
+func (s *reloadSink) count(t *testing.T) int {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
+	s.mu.Lock()
+	r := s.r
+	s.mu.Unlock()
+	if r == nil {
+		return 0
 	}
+	return r.Reloads(t)
 }
 
 func node(name string, label string, ips ...string) *corev1.Node {
@@ -213,15 +178,15 @@ func (h *harness) servers() []string {
 
 func (h *harness) waitServers(want ...string) {
 	h.t.Helper()
-	eventually(h.t, "servers "+strings.Join(want, ","), func() bool {
+	poll.Must(h.t, 15*time.Second, "servers "+strings.Join(want, ","), func() bool {
 		return strings.Join(h.servers(), " ") == strings.Join(want, " ")
 	})
 }
 
 func (h *harness) waitReloads(n int) {
 	h.t.Helper()
-	eventually(h.t, "reload count to reach the expected value", func() bool { return h.sink.count() >= n })
-	if got := h.sink.count(); got != n {
+	poll.Must(h.t, 15*time.Second, "reload count to reach the expected value", func() bool { return h.sink.count(h.t) >= n })
+	if got := h.sink.count(h.t); got != n {
 		h.t.Fatalf("%d reloads, want %d", got, n)
 	}
 }
@@ -327,12 +292,12 @@ func TestDifferenceKeepsConfigWithoutBackends(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The outcome of the render that saw no member: the decision to keep.
-	eventually(t, "the monitor to keep the last configuration", func() bool {
+	poll.Must(t, 15*time.Second, "the monitor to keep the last configuration", func() bool {
 		note, err := h.mon.state.ready()
 		return err == nil && strings.Contains(note, "last-known-good configuration in use: kept last configuration: no backends")
 	})
-	if h.file() != before || h.sink.count() != 1 {
-		t.Fatalf("config changed or reloaded (%d reloads) after the last member left", h.sink.count())
+	if h.file() != before || h.sink.count(h.t) != 1 {
+		t.Fatalf("config changed or reloaded (%d reloads) after the last member left", h.sink.count(h.t))
 	}
 	// A new member is applied normally again.
 	if _, err := h.client.CoreV1().Nodes().Create(context.Background(), node("m2", discovery.MasterLabel, "198.18.0.12"), metav1.CreateOptions{}); err != nil {
@@ -348,13 +313,13 @@ func TestDifferenceReloadSocketMissingAtStart(t *testing.T) {
 	cfg := testConfig(t, newSinkPath(t))
 	h := start(t, cfg, false, node("m1", discovery.MasterLabel, "198.18.0.11"))
 	h.waitServers("m1=198.18.0.11:6443")
-	eventually(t, "readiness to fail on the undelivered reload", func() bool {
+	poll.Must(t, 15*time.Second, "readiness to fail on the undelivered reload", func() bool {
 		_, err := h.mon.state.ready()
 		return err != nil && strings.Contains(err.Error(), "reload not delivered")
 	})
 	h.sink.listen(t)
 	h.waitReloads(1)
-	eventually(t, "readiness after delivery", func() bool { _, err := h.mon.state.ready(); return err == nil })
+	poll.Must(t, 15*time.Second, "readiness after delivery", func() bool { _, err := h.mon.state.ready(); return err == nil })
 }
 
 // A restarted monitor finding the right config on disk must not reload: it
@@ -370,10 +335,10 @@ func TestMonitorRestartWithCurrentConfigDoesNotReload(t *testing.T) {
 	h.stop()
 
 	h2 := start(t, cfg, false, node("m1", discovery.MasterLabel, "198.18.0.11"))
-	eventually(t, "the restarted monitor to find haproxy serving the file", func() bool {
+	poll.Must(t, 15*time.Second, "the restarted monitor to find haproxy serving the file", func() bool {
 		return testutil.ToFloat64(h2.mon.metrics.Verifications.WithLabelValues("current")) == 1
 	})
-	if n := h.sink.count(); n != 1 {
+	if n := h.sink.count(h.t); n != 1 {
 		t.Fatalf("%d reloads after a restart with an unchanged config, want 1", n)
 	}
 }
@@ -409,12 +374,12 @@ func TestMonitorDebouncesBursts(t *testing.T) {
 	}
 	want = append(want, "m1=198.18.1.50:6443")
 	h.waitServers(want...)
-	eventually(t, "the final reload", func() bool {
-		return testutil.ToFloat64(h.mon.metrics.Reloads.WithLabelValues("delivered")) >= 2 && h.sink.count() >= 2
+	poll.Must(t, 15*time.Second, "the final reload", func() bool {
+		return testutil.ToFloat64(h.mon.metrics.Reloads.WithLabelValues("delivered")) >= 2 && h.sink.count(h.t) >= 2
 	})
 	// The debouncer's promise: a burst costs at most two applied changes,
 	// its first and its end state.
-	if n := h.sink.count() - 1; n > 2 {
+	if n := h.sink.count(h.t) - 1; n > 2 {
 		t.Errorf("50 changes caused %d reloads, want at most 2", n)
 	}
 }
@@ -461,7 +426,7 @@ func TestHealthEndpoints(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 	h.waitReloads(1)
-	eventually(t, "readyz ok", func() bool { code, _ := get("/readyz"); return code == 200 })
+	poll.Must(t, 15*time.Second, "readyz ok", func() bool { code, _ := get("/readyz"); return code == 200 })
 	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
 		t.Fatalf("/healthz = %d %q", code, body)
 	}
@@ -477,27 +442,11 @@ func itoa(i int) string { return strconv.Itoa(i) }
 // ("backend name address", port 6443), as a haproxy that loaded them would.
 func runtimeAPI(t *testing.T, path string, rows ...string) {
 	t.Helper()
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	out := "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port\n"
+	full := make([]string, len(rows))
 	for i, r := range rows {
-		f := strings.Fields(r)
-		out += fmt.Sprintf("3 %s %d %s %s 2 0 1 1 1 1 0 2 0 0 0 0 - 6443\n", f[0], i+1, f[1], f[2])
+		full[i] = r + " 6443"
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = bufio.NewReader(c).ReadString('\n')
-			_, _ = io.WriteString(c, out)
-			c.Close()
-		}
-	}()
+	fakesock.NewRuntimeAPI(t, path, full...)
 }
 
 // A delivered reload that haproxy does not act on is noticed through the
@@ -513,7 +462,7 @@ func TestMonitorReloadsAgainWhenHAProxyDoesNotServe(t *testing.T) {
 	if _, err := h.client.CoreV1().Nodes().Create(context.Background(), node("m2", discovery.MasterLabel, "198.18.0.12"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a second reload after the unconfirmed one", func() bool { return h.sink.count() >= 3 })
+	poll.Must(t, 15*time.Second, "a second reload after the unconfirmed one", func() bool { return h.sink.count(h.t) >= 3 })
 	if _, err := h.mon.state.ready(); err == nil || !strings.Contains(err.Error(), "did not pick up") {
 		t.Fatalf("ready = %v, want the unconfirmed reload reported", err)
 	}
@@ -535,7 +484,7 @@ func TestMonitorReloadsWhenDirectorySyncFails(t *testing.T) {
 	}
 	h.waitServers("m1=198.18.0.11:6443", "m2=198.18.0.12:6443")
 	h.waitReloads(2)
-	eventually(t, "ready, with the sync failure counted", func() bool {
+	poll.Must(t, 15*time.Second, "ready, with the sync failure counted", func() bool {
 		_, err := h.mon.state.ready()
 		return err == nil && testutil.ToFloat64(h.mon.metrics.ConfigFailures.WithLabelValues("sync")) == 1
 	})

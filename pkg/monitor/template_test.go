@@ -1,6 +1,9 @@
 package monitor
 
 import (
+	"time"
+
+	"github.com/haproxy-monitor/haproxy-monitor/test/poll"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,11 +57,11 @@ func TestTemplateUpdates(t *testing.T) {
 
 	before := h.file()
 	swap("v3", []byte("{{ .LBConfig.Nope }}\n"))
-	eventually(t, "readiness to fail on the broken template", func() bool {
+	poll.Must(t, 15*time.Second, "readiness to fail on the broken template", func() bool {
 		_, err := h.mon.state.ready()
 		return err != nil && strings.Contains(err.Error(), "template cannot be used")
 	})
-	if h.file() != before || h.sink.count() != 2 {
+	if h.file() != before || h.sink.count(t) != 2 {
 		t.Fatal("a broken template changed the file or reloaded")
 	}
 	if got := testutil.ToFloat64(h.mon.metrics.TemplateReloads.WithLabelValues("failed")); got != 1 {
@@ -73,7 +76,7 @@ func TestTemplateUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitReloads(3)
-	eventually(t, "readiness back", func() bool { _, err := h.mon.state.ready(); return err == nil })
+	poll.Must(t, 15*time.Second, "readiness back", func() bool { _, err := h.mon.state.ready(); return err == nil })
 	if !strings.HasPrefix(h.file(), "# template v4\n") {
 		t.Fatalf("the fixed template was not applied:\n%s", h.file())
 	}

@@ -1,13 +1,12 @@
 package reload
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net"
+	"github.com/haproxy-monitor/haproxy-monitor/test/fakesock"
+	"github.com/haproxy-monitor/haproxy-monitor/test/poll"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,48 +23,6 @@ const cfgAB = `backend masters
 const cfgA = `backend masters
   server a 198.18.0.1:6443 check
 `
-
-// runtimeFake answers "show servers state" like haproxy's runtime API with a
-// settable list of "backend name addr port" rows.
-type runtimeFake struct {
-	mu   sync.Mutex
-	rows []string
-}
-
-func newRuntimeFake(t *testing.T, path string, rows ...string) *runtimeFake {
-	t.Helper()
-	f := &runtimeFake{rows: rows}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = bufio.NewReader(c).ReadString('\n')
-			f.mu.Lock()
-			out := "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_port\n"
-			for i, r := range f.rows {
-				p := strings.Fields(r)
-				out += fmt.Sprintf("3 %s %d %s %s 2 0 %s\n", p[0], i+1, p[1], p[2], p[3])
-			}
-			f.mu.Unlock()
-			_, _ = c.Write([]byte(out))
-			c.Close()
-		}
-	}()
-	return f
-}
-
-func (f *runtimeFake) set(rows ...string) {
-	f.mu.Lock()
-	f.rows = rows
-	f.mu.Unlock()
-}
 
 func startController(t *testing.T, opts Options) *Controller {
 	t.Helper()
@@ -120,14 +77,14 @@ func TestControllerRetriesUntilSocketAppears(t *testing.T) {
 		t.Fatalf("written %+v", ev)
 	}
 	expect(t, c, DeliveryFailed, DeliveryFailed)
-	l := listen(t, path)
+	l := fakesock.NewReloader(t, path)
 	var ev Event
 	for ev = next(t, c); ev.Kind == DeliveryFailed; ev = next(t, c) {
 	}
 	if ev.Kind != Delivered || ev.Attempt < 3 || !ev.EventAt.Equal(at) {
 		t.Fatalf("got %+v, want a delivery after the failed attempts carrying the event time", ev)
 	}
-	waitFor(t, "the reload line", func() bool { lines, _ := l.got(); return len(lines) == 1 })
+	poll.Must(t, 10*time.Second, "the reload line", func() bool { lines, _ := l.Lines(); return len(lines) == 1 })
 }
 
 // Changes that arrive while a delivery is owed end in one reload, with the
@@ -143,7 +100,7 @@ func TestControllerCoalesces(t *testing.T) {
 	var ev Event
 	for ev = next(t, c); ev.Kind == Written || ev.Kind == DeliveryFailed; ev = next(t, c) {
 		if ev.Kind == DeliveryFailed && ev.Attempt == 2 {
-			listen(t, path)
+			fakesock.NewReloader(t, path)
 		}
 	}
 	if ev.Kind != Delivered || !ev.EventAt.Equal(first) {
@@ -157,8 +114,8 @@ func TestControllerCoalesces(t *testing.T) {
 // timeout; once haproxy serves the set, it is confirmed with the send time.
 func TestControllerConfirmsAndResends(t *testing.T) {
 	path, rt := sockPath(t), sockPath(t)
-	l := listen(t, path)
-	fake := newRuntimeFake(t, rt, "masters a 198.18.0.1 6443")
+	l := fakesock.NewReloader(t, path)
+	fake := fakesock.NewRuntimeAPI(t, rt, "masters a 198.18.0.1 6443")
 	c := startController(t, Options{Socket: path, RuntimeSocket: rt, VerifyTimeout: 200 * time.Millisecond})
 	c.Serve(Target{Config: []byte(cfgAB)})
 	sent := expect(t, c, Written, Delivered).At
@@ -167,12 +124,12 @@ func TestControllerConfirmsAndResends(t *testing.T) {
 		t.Fatalf("not-serving %+v after %v", ev, ev.At.Sub(sent))
 	}
 	expect(t, c, Delivered)
-	fake.set("masters a 198.18.0.1 6443", "masters b fd00::2 6443")
+	fake.Set("masters a 198.18.0.1 6443", "masters b fd00::2 6443")
 	if ev := expect(t, c, Serving); ev.SentAt.IsZero() || ev.Path != PathReload {
 		t.Fatalf("serving %+v, want after a reload with its send time", ev)
 	}
-	waitFor(t, "two reload lines", func() bool { lines, _ := l.got(); return len(lines) >= 2 })
-	if lines, _ := l.got(); len(lines) != 2 {
+	poll.Must(t, 10*time.Second, "two reload lines", func() bool { lines, _ := l.Lines(); return len(lines) >= 2 })
+	if lines, _ := l.Lines(); len(lines) != 2 {
 		t.Fatalf("%d reloads, want the first and the one sent again", len(lines))
 	}
 }
@@ -181,8 +138,8 @@ func TestControllerConfirmsAndResends(t *testing.T) {
 // haproxy serves it; reloaded when haproxy serves something else.
 func TestControllerChecksConfigFoundOnDisk(t *testing.T) {
 	path, rt := sockPath(t), sockPath(t)
-	l := listen(t, path)
-	fake := newRuntimeFake(t, rt, "masters a 198.18.0.1 6443")
+	l := fakesock.NewReloader(t, path)
+	fake := fakesock.NewRuntimeAPI(t, rt, "masters a 198.18.0.1 6443")
 	file := &apply.File{Path: filepath.Join(t.TempDir(), "haproxy.cfg")}
 	if _, err := file.Apply(context.Background(), []byte(cfgA)); err != nil {
 		t.Fatal(err)
@@ -192,12 +149,12 @@ func TestControllerChecksConfigFoundOnDisk(t *testing.T) {
 	if ev := expect(t, c, Serving); !ev.SentAt.IsZero() || ev.Path != "" {
 		t.Fatalf("a check reported a send: %+v", ev)
 	}
-	fake.set("masters a 198.18.0.9 6443")
+	fake.Set("masters a 198.18.0.9 6443")
 	c2 := startController(t, Options{Socket: path, RuntimeSocket: rt, File: file})
 	c2.Serve(Target{Config: []byte(cfgA)})
 	expect(t, c2, Stale, Delivered)
-	waitFor(t, "the reload line", func() bool { lines, _ := l.got(); return len(lines) >= 1 })
-	if lines, _ := l.got(); len(lines) != 1 {
+	poll.Must(t, 10*time.Second, "the reload line", func() bool { lines, _ := l.Lines(); return len(lines) >= 1 })
+	if lines, _ := l.Lines(); len(lines) != 1 {
 		t.Fatalf("%d reloads, want 1 (for the stale one only)", len(lines))
 	}
 }
@@ -206,12 +163,12 @@ func TestControllerChecksConfigFoundOnDisk(t *testing.T) {
 // confirmed: said once, not retried.
 func TestControllerWithoutRuntimeSocket(t *testing.T) {
 	path := sockPath(t)
-	l := listen(t, path)
+	l := fakesock.NewReloader(t, path)
 	c := startController(t, Options{Socket: path, RuntimeSocket: sockPath(t), VerifyTimeout: 100 * time.Millisecond})
 	c.Serve(Target{Config: []byte(cfgA)})
 	expect(t, c, Written, Delivered, Unverifiable)
-	waitFor(t, "the reload line", func() bool { lines, _ := l.got(); return len(lines) >= 1 })
-	if lines, _ := l.got(); len(lines) != 1 {
+	poll.Must(t, 10*time.Second, "the reload line", func() bool { lines, _ := l.Lines(); return len(lines) >= 1 })
+	if lines, _ := l.Lines(); len(lines) != 1 {
 		t.Fatalf("%d reloads, want 1", len(lines))
 	}
 }

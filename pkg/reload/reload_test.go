@@ -1,72 +1,16 @@
 package reload
 
 import (
-	"bufio"
 	"context"
+	"github.com/haproxy-monitor/haproxy-monitor/test/fakesock"
+	"github.com/haproxy-monitor/haproxy-monitor/test/poll"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// listener is a real unix socket server that records each line it receives.
-type listener struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	lines []string
-	conns int
-}
-
-func listen(t *testing.T, path string) *listener {
-	t.Helper()
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &listener{ln: ln}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			l.mu.Lock()
-			l.conns++
-			l.mu.Unlock()
-			go func() {
-				defer c.Close()
-				s := bufio.NewScanner(c)
-				for s.Scan() {
-					l.mu.Lock()
-					l.lines = append(l.lines, s.Text())
-					l.mu.Unlock()
-				}
-			}()
-		}
-	}()
-	return l
-}
-
-func (l *listener) got() (lines []string, conns int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.lines...), l.conns
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 func sockPath(t *testing.T) string {
 	// unix socket paths are limited to 108 bytes; t.TempDir can be long.
@@ -80,17 +24,17 @@ func sockPath(t *testing.T) string {
 
 func TestSendWritesReloadLine(t *testing.T) {
 	path := sockPath(t)
-	l := listen(t, path)
+	l := fakesock.NewReloader(t, path)
 	for i := 0; i < 3; i++ {
 		if err := Send(context.Background(), path, time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "three reload lines on three connections", func() bool {
-		lines, conns := l.got()
+	poll.Must(t, 10*time.Second, "three reload lines on three connections", func() bool {
+		lines, conns := l.Lines()
 		return len(lines) == 3 && conns == 3
 	})
-	lines, _ := l.got()
+	lines, _ := l.Lines()
 	for _, line := range lines {
 		if line != "reload" {
 			t.Fatalf("got line %q, want reload", line)

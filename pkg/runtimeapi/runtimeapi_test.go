@@ -2,6 +2,7 @@ package runtimeapi
 
 import (
 	"context"
+	"github.com/haproxy-monitor/haproxy-monitor/test/poll"
 	"net"
 	"os"
 	"os/exec"
@@ -59,12 +60,11 @@ func TestServersStateRealHAProxy(t *testing.T) {
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	var got map[string]Server
-	deadline := time.Now().Add(10 * time.Second)
-	for len(got) == 0 && time.Now().Before(deadline) {
+	poll.Until(10*time.Second, 20*time.Millisecond, func() bool {
 		all, _ := ServersState(context.Background(), sock, "")
 		got = ByName(all, "masters")
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(got) > 0
+	})
 	if len(got) != 2 || got["m2"].Addr != "127.0.0.12" || !got["m1"].Up {
 		t.Fatalf("servers %+v", got)
 	}

@@ -535,11 +535,12 @@ func addRow(t *testing.T, rw row) {
 // their own column.
 func (l *lab) record(t *testing.T, id, title string, r load.Result, note string) {
 	rw := row{id: id, title: title, result: &r, note: note}
-	if l.fam.name != "IPv4" {
-		rw.family = l.fam.name
-	}
-	if strings.HasPrefix(id, "K") {
+	switch l.fam.name {
+	case "IPv4":
+	case kubeletFam.name:
 		rw.lab = "kubelet"
+	default:
+		rw.family = l.fam.name
 	}
 	if l.baseline {
 		if rw.family == "" {

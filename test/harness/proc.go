@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"github.com/haproxy-monitor/haproxy-monitor/test/poll"
 	"os"
 	"os/exec"
 	"strings"
@@ -108,19 +109,8 @@ func (p *Process) Tail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// Poll calls cond every interval until it is true or timeout passes.
-func Poll(timeout, interval time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(interval)
-	}
-}
+// Poll is poll.Until, under the name the suites use.
+var Poll = poll.Until
 
 // Setpriv is the command prefix that runs a program as root with only the
 // given capabilities (names as in a pod's securityContext, e.g. NET_ADMIN)
