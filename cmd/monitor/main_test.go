@@ -49,6 +49,22 @@ func TestOriginalFlags(t *testing.T) {
 	}
 }
 
+// --metrics-bind-address, the flag's old name, still sets the address that
+// --health-bind-address names.
+func TestHealthBindAddressAndItsOldName(t *testing.T) {
+	for _, name := range []string{"health-bind-address", "metrics-bind-address"} {
+		f := newCommand().Flags()
+		if err := f.Parse([]string{"--" + name, "127.0.0.1:1234"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, other := range []string{"health-bind-address", "metrics-bind-address"} {
+			if got := f.Lookup(other).Value.String(); got != "127.0.0.1:1234" {
+				t.Errorf("--%s given: --%s reads %q", name, other, got)
+			}
+		}
+	}
+}
+
 func TestVIPList(t *testing.T) {
 	log := logrus.New()
 	log.SetOutput(io.Discard)

@@ -37,7 +37,7 @@ func setEndpoints(t *testing.T, c *fakeapi.Cluster, ips ...string) {
 func (h *harness) ready(t *testing.T, substr string) {
 	t.Helper()
 	poll.Must(t, 15*time.Second, "readiness note "+substr, func() bool {
-		note, err := h.mon.state.ready()
+		note, err := h.mon.health.ready()
 		return err == nil && strings.Contains(note, substr)
 	})
 }
@@ -90,7 +90,7 @@ func TestMonitorSwitchesSourcesWithoutReload(t *testing.T) {
 	h.waitServers("m1=198.18.0.11:6443", "m2=198.18.0.12:6443")
 	h.waitReloads(5)
 	poll.Must(t, 15*time.Second, "watch mode and a plain ok", func() bool {
-		note, err := h.mon.state.ready()
+		note, err := h.mon.health.ready()
 		return err == nil && note == "" && h.mon.source.Status().Mode == discovery.ModeWatch
 	})
 }
@@ -108,7 +108,7 @@ func TestMonitorNothingReadable(t *testing.T) {
 	}
 	h := startClient(t, cfg, true, c.Client)
 	poll.Must(t, 15*time.Second, "readiness to say why", func() bool {
-		_, err := h.mon.state.ready()
+		_, err := h.mon.health.ready()
 		return err != nil && strings.Contains(err.Error(), "may read neither the Nodes") && strings.Contains(err.Error(), "manifests/rbac.yaml")
 	})
 	if h.file() != precious || h.sink.count(t) != 0 {

@@ -17,7 +17,7 @@ import (
 
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/firewall"
-	"github.com/haproxy-monitor/haproxy-monitor/pkg/reload"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/haproxyctl"
 )
 
 // Config is everything the monitor needs; cmd/monitor fills it from flags
@@ -106,7 +106,7 @@ func DefaultConfig() Config {
 	return Config{
 		APIPort: 6443, LBPort: 9445, StatPort: 29445,
 		CheckInterval:    6 * time.Second,
-		ReloadSocket:     reload.DefaultSocket,
+		ReloadSocket:     haproxyctl.DefaultSocket,
 		Debounce:         150 * time.Millisecond,
 		MaxDebounce:      time.Second,
 		APITimeout:       2 * time.Second,

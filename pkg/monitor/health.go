@@ -13,9 +13,9 @@ import (
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery"
 )
 
-// state is what the health endpoints report; the loop writes it (from its
+// health is what the health endpoints report; the loop writes it (from its
 // syncs and the reload controller's events), the HTTP handlers read it.
-type state struct {
+type health struct {
 	mu           sync.Mutex
 	lastBeat     time.Time
 	synced       bool
@@ -35,62 +35,62 @@ type state struct {
 	templateErr error
 }
 
-func newState() *state {
-	return &state{lastBeat: time.Now(), apiDown: func() string { return "" },
+func newHealth() *health {
+	return &health{lastBeat: time.Now(), apiDown: func() string { return "" },
 		apiFailing: func() (time.Time, string) { return time.Time{}, "" },
 		discovery:  func() discovery.Status { return discovery.Status{} }}
 }
 
-func (s *state) beat() {
+func (s *health) beat() {
 	s.mu.Lock()
 	s.lastBeat = time.Now()
 	s.mu.Unlock()
 }
 
-func (s *state) setSynced() {
+func (s *health) setSynced() {
 	s.mu.Lock()
 	s.synced = true
 	s.mu.Unlock()
 }
 
-func (s *state) setOnDisk(v bool) {
+func (s *health) setOnDisk(v bool) {
 	s.mu.Lock()
 	s.onDisk = v
 	s.mu.Unlock()
 }
 
-func (s *state) setTemplateErr(err error) {
+func (s *health) setTemplateErr(err error) {
 	s.mu.Lock()
 	s.templateErr = err
 	s.mu.Unlock()
 }
 
-func (s *state) isSynced() bool {
+func (s *health) isSynced() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.synced
 }
 
-func (s *state) setBackends(n int) {
+func (s *health) setBackends(n int) {
 	s.mu.Lock()
 	s.backends = n
 	s.mu.Unlock()
 }
 
-func (s *state) applied(err error, kept string) {
+func (s *health) applied(err error, kept string) {
 	s.mu.Lock()
 	s.applyErr, s.keptReason = err, kept
 	s.mu.Unlock()
 }
 
-func (s *state) verified(err error) {
+func (s *health) verified(err error) {
 	s.mu.Lock()
 	s.verifyErr = err
 	s.mu.Unlock()
 }
 
 // reloadResult records a delivery attempt finished at at.
-func (s *state) reloadResult(err error, at time.Time) {
+func (s *health) reloadResult(err error, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.reloadErr = err
@@ -104,7 +104,7 @@ func (s *state) reloadResult(err error, at time.Time) {
 
 // healthy: the loop has gone round recently. The loop wakes at least every
 // check interval, so three missed intervals mean it is stuck.
-func (s *state) healthy(now time.Time, interval time.Duration) error {
+func (s *health) healthy(now time.Time, interval time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if age := now.Sub(s.lastBeat); age > 3*interval+time.Second {
@@ -116,7 +116,7 @@ func (s *state) healthy(now time.Time, interval time.Duration) error {
 // ready: the configuration reflects the cluster, or the last-known-good one
 // is in use while the API cannot be reached, and haproxy was told about it.
 // The note qualifies a ready answer.
-func (s *state) ready() (note string, err error) {
+func (s *health) ready() (note string, err error) {
 	disc := s.discovery()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -127,7 +127,7 @@ func (s *state) ready() (note string, err error) {
 	return note, err
 }
 
-func (s *state) readyLocked(disc discovery.Status) (note string, err error) {
+func (s *health) readyLocked(disc discovery.Status) (note string, err error) {
 	switch {
 	case disc.NothingReadable():
 		return "", errors.New(disc.Describe())
@@ -171,10 +171,10 @@ func (m *Monitor) healthMux() *http.ServeMux {
 		}
 	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		reply(w, "", m.state.healthy(time.Now(), m.cfg.CheckInterval))
+		reply(w, "", m.health.healthy(time.Now(), m.cfg.CheckInterval))
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		note, err := m.state.ready()
+		note, err := m.health.ready()
 		reply(w, note, err)
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(m.metrics.Registry, promhttp.HandlerOpts{}))

@@ -11,7 +11,7 @@ import (
 func TestHealthyAfterMissedIntervals(t *testing.T) {
 	const interval = 6 * time.Second
 	beat := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
-	s := &state{lastBeat: beat}
+	s := &health{lastBeat: beat}
 	for _, tc := range []struct {
 		after time.Duration
 		ok    bool

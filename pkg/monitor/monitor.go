@@ -18,11 +18,11 @@ import (
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/firewall"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/haproxycfg"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/haproxyctl"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/keepalived"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/kubeclient"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/lbconfig"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/metrics"
-	"github.com/haproxy-monitor/haproxy-monitor/pkg/reload"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/render"
 )
 
@@ -34,9 +34,9 @@ type Monitor struct {
 	eps      *kubeclient.Endpoints // nil with an injected client
 	renderer *render.Renderer
 	file     *apply.File
-	reloads  *reload.Controller
+	haproxy  *haproxyctl.Controller
 	fw       *firewall.Controller // nil when the redirect is off
-	state    *state
+	health   *health
 	metrics  *metrics.Metrics
 
 	// Owned by the loop goroutine.
@@ -94,7 +94,7 @@ func New(cfg Config) (*Monitor, error) {
 		return nil, fmt.Errorf("config directory %s does not exist (the hostPath the haproxy container reads)", filepath.Dir(target))
 	}
 	m := &Monitor{
-		cfg: cfg, log: cfg.Log, renderer: r, templateText: text, metrics: metrics.New(), state: newState(),
+		cfg: cfg, log: cfg.Log, renderer: r, templateText: text, metrics: metrics.New(), health: newHealth(),
 		reread:    make(chan struct{}, 1),
 		file:      &apply.File{Path: cfg.ConfigPath},
 		debounce:  debouncer{quiet: cfg.Debounce, max: cfg.MaxDebounce},
@@ -110,24 +110,24 @@ func New(cfg Config) (*Monitor, error) {
 			return nil, err
 		}
 		restCfg.Wrap(m.metrics.InstrumentAPI)
-		health := &kubeclient.Health{}
-		restCfg.Wrap(health.Wrap)
+		answers := &kubeclient.Health{}
+		restCfg.Wrap(answers.Wrap)
 		if client, err = discovery.NewRESTClient(restCfg); err != nil {
 			return nil, err
 		}
-		m.eps, m.state.apiDown, m.state.apiFailing = eps, eps.Reason, health.Failing
-		m.metrics.WatchAPIFailing(health.Failing)
+		m.eps, m.health.apiDown, m.health.apiFailing = eps, eps.Reason, answers.Failing
+		m.metrics.WatchAPIFailing(answers.Failing)
 	}
 	m.source = discovery.New(client, discovery.Options{PollInterval: cfg.CheckInterval})
-	m.state.discovery = m.source.Status
+	m.health.discovery = m.source.Status
 	m.metrics.WatchLastContact(m.source.LastContact)
-	m.reloads = reload.New(reload.Options{File: m.file, Socket: cfg.ReloadSocket, RuntimeSocket: cfg.StatsSocket,
+	m.haproxy = haproxyctl.New(haproxyctl.Options{File: m.file, Socket: cfg.ReloadSocket, StatsSocket: cfg.StatsSocket,
 		AdminSocket: cfg.AdminSocket, VerifyTimeout: cfg.VerifyTimeout, SampleInterval: cfg.CheckInterval,
 		Grace: cfg.RemovalGrace, Spread: cfg.RemovalSpread})
 	m.fw = m.firewall()
 	if old, err := m.file.Read(); err == nil && len(old) > 0 {
 		m.metrics.SetConfigHash(sha(old))
-		m.state.setOnDisk(true)
+		m.health.setOnDisk(true)
 		m.configOnDisk = true
 		// The names the servers have on disk, so degraded discovery (which
 		// sees only addresses) keeps them.
@@ -169,7 +169,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}).Info("starting haproxy monitor")
 	m.source.Start(ctx)
 	defer m.source.Shutdown()
-	go m.reloads.Run(ctx)
+	go m.haproxy.Run(ctx)
 	if m.fw != nil {
 		done := make(chan struct{})
 		go func() { m.fw.Run(ctx); close(done) }()
@@ -197,7 +197,7 @@ func (m *Monitor) loop(ctx context.Context, synced <-chan struct{}) {
 	defer render.Stop()
 	waitingSync := synced
 	for {
-		m.state.beat()
+		m.health.beat()
 		if at, ok := m.debounce.due(); ok {
 			render.Reset(time.Until(at))
 		} else {
@@ -215,7 +215,7 @@ func (m *Monitor) loop(ctx context.Context, synced <-chan struct{}) {
 			m.checkTemplate()
 		case <-waitingSync:
 			waitingSync = nil
-			m.state.setSynced()
+			m.health.setSynced()
 			m.log.Info("API caches synced")
 			m.debounce.now(time.Now())
 		case <-m.source.Changes():
@@ -228,7 +228,7 @@ func (m *Monitor) loop(ctx context.Context, synced <-chan struct{}) {
 			if m.sync(m.debounce.fire(at)) {
 				m.debounce.changed(at)
 			}
-		case ev := <-m.reloads.Events():
+		case ev := <-m.haproxy.Events():
 			m.onReload(ev)
 		}
 	}

@@ -293,7 +293,7 @@ func TestDifferenceKeepsConfigWithoutBackends(t *testing.T) {
 	}
 	// The outcome of the render that saw no member: the decision to keep.
 	poll.Must(t, 15*time.Second, "the monitor to keep the last configuration", func() bool {
-		note, err := h.mon.state.ready()
+		note, err := h.mon.health.ready()
 		return err == nil && strings.Contains(note, "last-known-good configuration in use: kept last configuration: no backends")
 	})
 	if h.file() != before || h.sink.count(h.t) != 1 {
@@ -314,12 +314,12 @@ func TestDifferenceReloadSocketMissingAtStart(t *testing.T) {
 	h := start(t, cfg, false, node("m1", discovery.MasterLabel, "198.18.0.11"))
 	h.waitServers("m1=198.18.0.11:6443")
 	poll.Must(t, 15*time.Second, "readiness to fail on the undelivered reload", func() bool {
-		_, err := h.mon.state.ready()
+		_, err := h.mon.health.ready()
 		return err != nil && strings.Contains(err.Error(), "reload not delivered")
 	})
 	h.sink.listen(t)
 	h.waitReloads(1)
-	poll.Must(t, 15*time.Second, "readiness after delivery", func() bool { _, err := h.mon.state.ready(); return err == nil })
+	poll.Must(t, 15*time.Second, "readiness after delivery", func() bool { _, err := h.mon.health.ready(); return err == nil })
 }
 
 // A restarted monitor finding the right config on disk must not reload: it
@@ -430,7 +430,7 @@ func TestHealthEndpoints(t *testing.T) {
 	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
 		t.Fatalf("/healthz = %d %q", code, body)
 	}
-	h.mon.state.applied(os.ErrPermission, "")
+	h.mon.health.applied(os.ErrPermission, "")
 	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "permission denied") {
 		t.Fatalf("/readyz after an apply error = %d %q", code, body)
 	}
@@ -463,7 +463,7 @@ func TestMonitorReloadsAgainWhenHAProxyDoesNotServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll.Must(t, 15*time.Second, "a second reload after the unconfirmed one", func() bool { return h.sink.count(h.t) >= 3 })
-	if _, err := h.mon.state.ready(); err == nil || !strings.Contains(err.Error(), "did not pick up") {
+	if _, err := h.mon.health.ready(); err == nil || !strings.Contains(err.Error(), "did not pick up") {
 		t.Fatalf("ready = %v, want the unconfirmed reload reported", err)
 	}
 }
@@ -485,7 +485,7 @@ func TestMonitorReloadsWhenDirectorySyncFails(t *testing.T) {
 	h.waitServers("m1=198.18.0.11:6443", "m2=198.18.0.12:6443")
 	h.waitReloads(2)
 	poll.Must(t, 15*time.Second, "ready, with the sync failure counted", func() bool {
-		_, err := h.mon.state.ready()
+		_, err := h.mon.health.ready()
 		return err == nil && testutil.ToFloat64(h.mon.metrics.ConfigFailures.WithLabelValues("sync")) == 1
 	})
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/haproxyctl"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/lbconfig"
-	"github.com/haproxy-monitor/haproxy-monitor/pkg/reload"
 )
 
 // sync computes the configuration from the caches and hands it to the
@@ -42,8 +42,8 @@ func (m *Monitor) sync(eventAt time.Time) (changed bool) {
 		// the cluster than the truth; an empty backend list would take the
 		// API down on this node.
 		m.log.WithFields(logrus.Fields{"nodes": len(nodes), "discovery": snap.Mode}).Warn("no usable control-plane backend; keeping the configuration on disk")
-		m.state.setBackends(0)
-		m.state.applied(nil, "kept last configuration: no backends")
+		m.health.setBackends(0)
+		m.health.applied(nil, "kept last configuration: no backends")
 		return false
 	}
 
@@ -52,11 +52,11 @@ func (m *Monitor) sync(eventAt time.Time) (changed bool) {
 		// The template renders again with the next change or a new
 		// template; the file on disk stays.
 		m.metrics.ConfigFailures.WithLabelValues("render").Inc()
-		m.state.applied(err, "")
+		m.health.applied(err, "")
 		m.log.WithError(err).Error("rendering the configuration; keeping the one on disk")
 		return false
 	}
-	m.state.setBackends(len(cfg.Backends))
+	m.health.setBackends(len(cfg.Backends))
 	drain := m.draining(cfg.Backends, snap)
 	changed = !bytes.Equal(data, m.handed) || !slices.Equal(drain, m.drain)
 	if !bytes.Equal(data, m.handed) {
@@ -74,7 +74,7 @@ func (m *Monitor) sync(eventAt time.Time) (changed bool) {
 	m.names = lbconfig.RememberNames(m.names, cfg.Backends)
 	// The controller compares with the file, writes, and gets haproxy to
 	// serve it; a file already current is only checked against haproxy.
-	m.reloads.Serve(reload.Target{Config: data, EventAt: eventAt, Drain: drain})
+	m.haproxy.Serve(haproxyctl.Target{Config: data, EventAt: eventAt, Drain: drain})
 	return changed
 }
 

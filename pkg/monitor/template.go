@@ -33,7 +33,7 @@ func (m *Monitor) checkTemplate() {
 			m.metrics.TemplateReloads.WithLabelValues("failed").Inc()
 		}
 		m.templateErr = err
-		m.state.setTemplateErr(err)
+		m.health.setTemplateErr(err)
 		return
 	}
 	if bytes.Equal(text, m.templateText) {
@@ -43,16 +43,16 @@ func (m *Monitor) checkTemplate() {
 	r, err := render.Parse(m.cfg.TemplatePath, string(text))
 	if err != nil {
 		m.templateErr = err
-		m.state.setTemplateErr(err)
+		m.health.setTemplateErr(err)
 		m.metrics.TemplateReloads.WithLabelValues("failed").Inc()
 		m.log.WithError(err).Error("new template refused; keeping the configuration rendered from the previous one")
 		return
 	}
 	m.renderer, m.templateErr = r, nil
-	m.state.setTemplateErr(nil)
+	m.health.setTemplateErr(nil)
 	m.metrics.TemplateReloads.WithLabelValues("applied").Inc()
 	m.log.WithField("template", m.cfg.TemplatePath).Info("template changed; rendering with it")
-	if m.state.isSynced() {
+	if m.health.isSynced() {
 		m.debounce.now(time.Now())
 	}
 }

@@ -58,7 +58,7 @@ func TestTemplateUpdates(t *testing.T) {
 	before := h.file()
 	swap("v3", []byte("{{ .LBConfig.Nope }}\n"))
 	poll.Must(t, 15*time.Second, "readiness to fail on the broken template", func() bool {
-		_, err := h.mon.state.ready()
+		_, err := h.mon.health.ready()
 		return err != nil && strings.Contains(err.Error(), "template cannot be used")
 	})
 	if h.file() != before || h.sink.count(t) != 2 {
@@ -76,7 +76,7 @@ func TestTemplateUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitReloads(3)
-	poll.Must(t, 15*time.Second, "readiness back", func() bool { _, err := h.mon.state.ready(); return err == nil })
+	poll.Must(t, 15*time.Second, "readiness back", func() bool { _, err := h.mon.health.ready(); return err == nil })
 	if !strings.HasPrefix(h.file(), "# template v4\n") {
 		t.Fatalf("the fixed template was not applied:\n%s", h.file())
 	}

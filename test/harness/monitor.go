@@ -60,7 +60,7 @@ func (a MonitorArgs) Argv() []string {
 		"--reload-socket", a.HAProxy.MasterSock,
 		"--haproxy-stats-socket", a.HAProxy.UserSock,
 		"--haproxy-admin-socket", a.HAProxy.AdminSock,
-		"--metrics-bind-address", health,
+		"--health-bind-address", health,
 		"--check-interval", "1s",
 		// On this host the VIP is a loopback stand-in: never touch the
 		// host's nftables. The lab enables it inside its namespaces.

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/apply"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/haproxyctl"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/lbconfig"
-	"github.com/haproxy-monitor/haproxy-monitor/pkg/reload"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/render"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/runtimeapi"
 	"github.com/haproxy-monitor/haproxy-monitor/test/harness"
@@ -31,7 +31,7 @@ type ctrlSite struct {
 	hap  *harness.HAProxy
 	tmpl *render.Renderer
 	file *apply.File
-	c    *reload.Controller
+	c    *haproxyctl.Controller
 }
 
 func newCtrlSite(t *testing.T) *ctrlSite {
@@ -76,7 +76,7 @@ func (s *ctrlSite) config(extra string, servers ...string) string {
 
 // start writes cfg, starts the haproxy container with it and a controller
 // with opts (its file and sockets filled in).
-func (s *ctrlSite) start(cfg string, opts reload.Options) {
+func (s *ctrlSite) start(cfg string, opts haproxyctl.Options) {
 	s.t.Helper()
 	// Written as it is, without the controller's file's validation.
 	if _, err := (&apply.File{Path: s.file.Path}).Apply(context.Background(), []byte(cfg)); err != nil {
@@ -88,9 +88,9 @@ func (s *ctrlSite) start(cfg string, opts reload.Options) {
 	s.t.Cleanup(s.hap.Stop)
 	want := strings.Join(serverList(cfg), " ")
 	poll.Must(s.t, 10*time.Second, "haproxy serving "+want, func() bool { return s.servers() == want })
-	opts.File, opts.Socket, opts.RuntimeSocket, opts.AdminSocket = s.file, s.hap.MasterSock, s.hap.UserSock, s.hap.AdminSock
+	opts.File, opts.Socket, opts.StatsSocket, opts.AdminSocket = s.file, s.hap.MasterSock, s.hap.UserSock, s.hap.AdminSock
 	opts.MinBackoff, opts.MaxBackoff, opts.RetryMin, opts.RetryMax = 10*time.Millisecond, 40*time.Millisecond, 10*time.Millisecond, 40*time.Millisecond
-	s.c = reload.New(opts)
+	s.c = haproxyctl.New(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.c.Run(ctx); close(done) }()
@@ -130,13 +130,13 @@ func serverList(cfg string) []string {
 
 // next is the controller's next event other than a health sample, the
 // state file's write or a file found current.
-func (s *ctrlSite) next() reload.Event {
+func (s *ctrlSite) next() haproxyctl.Event {
 	s.t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
 		select {
 		case ev := <-s.c.Events():
-			if ev.Kind != reload.Sampled && ev.Kind != reload.StateFileWritten && ev.Kind != reload.Current {
+			if ev.Kind != haproxyctl.Sampled && ev.Kind != haproxyctl.StateFileWritten && ev.Kind != haproxyctl.Current {
 				return ev
 			}
 		case <-timeout:
@@ -147,9 +147,9 @@ func (s *ctrlSite) next() reload.Event {
 
 // expect takes the next events, which must be kinds in order, and returns
 // the last.
-func (s *ctrlSite) expect(kinds ...reload.Kind) reload.Event {
+func (s *ctrlSite) expect(kinds ...haproxyctl.Kind) haproxyctl.Event {
 	s.t.Helper()
-	var ev reload.Event
+	var ev haproxyctl.Event
 	for _, k := range kinds {
 		if ev = s.next(); ev.Kind != k {
 			s.t.Fatalf("event %v (%v %s), want %v", ev.Kind, ev.Err, ev.Reason, k)
@@ -165,15 +165,15 @@ func (s *ctrlSite) expect(kinds ...reload.Kind) reload.Event {
 func TestControllerRuntimePath(t *testing.T) {
 	s := newCtrlSite(t)
 	first := s.config("", "m1=127.0.0.11:6443")
-	s.start(first, reload.Options{Grace: 300 * time.Millisecond, Spread: 100 * time.Millisecond})
-	s.c.Serve(reload.Target{Config: []byte(first)})
-	s.expect(reload.Serving)
+	s.start(first, haproxyctl.Options{Grace: 300 * time.Millisecond, Spread: 100 * time.Millisecond})
+	s.c.Serve(haproxyctl.Target{Config: []byte(first)})
+	s.expect(haproxyctl.Serving)
 	reloads := s.hap.ReloadsReceived()
 
 	step := func(what, cfg, want string) {
 		t.Helper()
-		s.c.Serve(reload.Target{Config: []byte(cfg), EventAt: time.Now()})
-		if ev := s.expect(reload.RuntimeApplied, reload.Serving, reload.Written); ev.Path != reload.PathRuntime {
+		s.c.Serve(haproxyctl.Target{Config: []byte(cfg), EventAt: time.Now()})
+		if ev := s.expect(haproxyctl.RuntimeApplied, haproxyctl.Serving, haproxyctl.Written); ev.Path != haproxyctl.PathRuntime {
 			t.Fatalf("%s: written %+v, want through the runtime API", what, ev)
 		}
 		if got := s.servers(); got != want {
@@ -189,7 +189,7 @@ func TestControllerRuntimePath(t *testing.T) {
 		"m1=127.0.0.11:6443 m2=127.0.0.22:6444 m3=[::1]:6443")
 	step("remove (draining until the grace period ends)", s.config("", "m1=127.0.0.11:6443", "m3=[::1]:6443"),
 		"m1=127.0.0.11:6443 m2=127.0.0.22:6444 m3=[::1]:6443")
-	if ev := s.expect(reload.Retired); ev.Server != "masters/m2" || ev.Err != nil {
+	if ev := s.expect(haproxyctl.Retired); ev.Server != "masters/m2" || ev.Err != nil {
 		t.Fatalf("retired %+v", ev)
 	}
 	if got := s.servers(); got != "m1=127.0.0.11:6443 m3=[::1]:6443" {
@@ -204,8 +204,8 @@ func TestControllerRuntimePath(t *testing.T) {
 		t.Fatal(err)
 	}
 	reloadCfg := s.config("listen extra\n  bind 127.0.0.1:"+strconv.Itoa(port)+"\n", "m1=127.0.0.11:6443", "m3=[::1]:6443")
-	s.c.Serve(reload.Target{Config: []byte(reloadCfg)})
-	if ev := s.expect(reload.Written, reload.Delivered, reload.Serving); ev.Path != reload.PathReload {
+	s.c.Serve(haproxyctl.Target{Config: []byte(reloadCfg)})
+	if ev := s.expect(haproxyctl.Written, haproxyctl.Delivered, haproxyctl.Serving); ev.Path != haproxyctl.PathReload {
 		t.Fatalf("serving %+v, want after a reload", ev)
 	}
 	if st, err := os.ReadFile(s.hap.StateFile); err != nil || !strings.Contains(string(st), " m3 ::1 ") {
@@ -219,11 +219,11 @@ func TestControllerValidationFailureAfterRuntime(t *testing.T) {
 	s := newCtrlSite(t)
 	first := s.config("", "m1=127.0.0.11:6443")
 	s.file.Validate = func(context.Context, string) error { return errors.New("refused by the test") }
-	s.start(first, reload.Options{})
-	s.c.Serve(reload.Target{Config: []byte(first)})
-	s.expect(reload.Serving)
-	s.c.Serve(reload.Target{Config: []byte(s.config("", "m1=127.0.0.11:6443", "m2=127.0.0.12:6443"))})
-	if ev := s.expect(reload.RuntimeApplied, reload.Serving, reload.WriteFailed); ev.Stage != apply.StageValidate {
+	s.start(first, haproxyctl.Options{})
+	s.c.Serve(haproxyctl.Target{Config: []byte(first)})
+	s.expect(haproxyctl.Serving)
+	s.c.Serve(haproxyctl.Target{Config: []byte(s.config("", "m1=127.0.0.11:6443", "m2=127.0.0.12:6443"))})
+	if ev := s.expect(haproxyctl.RuntimeApplied, haproxyctl.Serving, haproxyctl.WriteFailed); ev.Stage != apply.StageValidate {
 		t.Fatalf("write failure %+v", ev)
 	}
 	// The reload back to the file, and the retries of the write (by the
@@ -231,10 +231,10 @@ func TestControllerValidationFailureAfterRuntime(t *testing.T) {
 	var served, retried bool
 	for !served || !retried {
 		switch ev := s.next(); ev.Kind {
-		case reload.Delivered:
-		case reload.Serving:
-			served = ev.Path == reload.PathReload
-		case reload.WriteFailed:
+		case haproxyctl.Delivered:
+		case haproxyctl.Serving:
+			served = ev.Path == haproxyctl.PathReload
+		case haproxyctl.WriteFailed:
 			retried = ev.Stage == apply.StageValidate
 		default:
 			t.Fatalf("event %v (%v)", ev.Kind, ev.Err)
@@ -253,9 +253,9 @@ func TestControllerValidationFailureAfterRuntime(t *testing.T) {
 func TestControllerDrains(t *testing.T) {
 	s := newCtrlSite(t)
 	cfg := s.config("", "m1=127.0.0.11:6443", "m2=127.0.0.12:6443")
-	s.start(cfg, reload.Options{})
-	s.c.Serve(reload.Target{Config: []byte(cfg)})
-	s.expect(reload.Serving)
+	s.start(cfg, haproxyctl.Options{})
+	s.c.Serve(haproxyctl.Target{Config: []byte(cfg)})
+	s.expect(haproxyctl.Serving)
 	draining := func() string {
 		all, _ := runtimeapi.ServersState(context.Background(), s.hap.UserSock, "masters")
 		var out []string
@@ -266,15 +266,15 @@ func TestControllerDrains(t *testing.T) {
 		}
 		return strings.Join(out, ",")
 	}
-	s.c.Serve(reload.Target{Config: []byte(cfg), Drain: []string{"m2", "not-a-server"}})
-	if ev := s.expect(reload.Drained); ev.Server != "m2" || !ev.On || ev.Err != nil {
+	s.c.Serve(haproxyctl.Target{Config: []byte(cfg), Drain: []string{"m2", "not-a-server"}})
+	if ev := s.expect(haproxyctl.Drained); ev.Server != "m2" || !ev.On || ev.Err != nil {
 		t.Fatalf("drained %+v", ev)
 	}
 	if got := draining(); got != "m2" {
 		t.Fatalf("draining %q, want m2", got)
 	}
-	s.c.Serve(reload.Target{Config: []byte(cfg)})
-	if ev := s.expect(reload.Drained); ev.Server != "m2" || ev.On {
+	s.c.Serve(haproxyctl.Target{Config: []byte(cfg)})
+	if ev := s.expect(haproxyctl.Drained); ev.Server != "m2" || ev.On {
 		t.Fatalf("undrained %+v", ev)
 	}
 	if got := draining(); got != "" {

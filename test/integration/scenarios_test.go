@@ -241,7 +241,7 @@ func TestBadInputLeavesDiskAlone(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := harness.StartProcess("monitor", filepath.Join(s.dir, strings.ReplaceAll(tc.name, " ", "-")+".log"), nil,
-				append([]string{monitorBin, "--reload-socket", s.hap.MasterSock, "--metrics-bind-address", ""}, tc.argv...)...)
+				append([]string{monitorBin, "--reload-socket", s.hap.MasterSock, "--health-bind-address", ""}, tc.argv...)...)
 			if err != nil {
 				t.Fatal(err)
 			}

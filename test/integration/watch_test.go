@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/firewall"
-	"github.com/haproxy-monitor/haproxy-monitor/pkg/reload"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/haproxyctl"
 )
 
 // What the monitor's held connection to haproxy (--watch-haproxy) sees with
@@ -51,7 +51,7 @@ func TestHeldConnectionAcrossReloadAndDeath(t *testing.T) {
 
 	closed := hold()
 	reloads := s.hap.ReloadsReceived()
-	if err := reload.Send(context.Background(), s.hap.MasterSock, time.Second); err != nil {
+	if err := haproxyctl.Send(context.Background(), s.hap.MasterSock, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	wait("reload", closed)

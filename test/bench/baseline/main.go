@@ -29,8 +29,8 @@ import (
 
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/apply"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/firewall"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/haproxyctl"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/lbconfig"
-	"github.com/haproxy-monitor/haproxy-monitor/pkg/reload"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/render"
 )
 
@@ -47,7 +47,7 @@ func run() error {
 	statPort := flag.Uint("stat-port", 29445, "")
 	interval := flag.Duration("check-interval", 6*time.Second, "")
 	vips := flag.String("api-vips", "", "")
-	sock := flag.String("reload-socket", reload.DefaultSocket, "")
+	sock := flag.String("reload-socket", haproxyctl.DefaultSocket, "")
 	redirect := flag.Bool("api-redirect", false, "run the original's firewall redirect loop")
 	probeURL := flag.String("probe-url", "http://localhost:9444/haproxy_ready", "haproxy's monitor-uri")
 	flag.Parse()

@@ -1,4 +1,4 @@
-package reload
+package haproxyctl
 
 import (
 	"bytes"
@@ -39,10 +39,10 @@ type Options struct {
 	File *apply.File
 	// Socket is the reloader's unix socket.
 	Socket string
-	// RuntimeSocket is a haproxy runtime API socket (level user suffices)
+	// StatsSocket is a haproxy runtime API socket (level user suffices)
 	// used to confirm what haproxy serves and sample health; empty disables
 	// both.
-	RuntimeSocket string
+	StatsSocket string
 	// AdminSocket is an admin-level runtime API socket for changes without
 	// a reload; empty means every change reloads.
 	AdminSocket string
@@ -92,8 +92,8 @@ func New(opts Options) *Controller {
 	def(&opts.MaxBackoff, 5*time.Second)
 	def(&opts.RetryMin, time.Second)
 	def(&opts.RetryMax, 30*time.Second)
-	if opts.RuntimeSocket == "" {
-		opts.RuntimeSocket = opts.AdminSocket
+	if opts.StatsSocket == "" {
+		opts.StatsSocket = opts.AdminSocket
 	}
 	return &Controller{opts: opts, events: make(chan Event, 256), wake: make(chan struct{}, 1)}
 }
@@ -127,8 +127,8 @@ type retiree struct {
 	every                 time.Duration
 }
 
-// state is the Run goroutine's own.
-type state struct {
+// progress is the Run goroutine's own.
+type progress struct {
 	target  *Target
 	dirty   bool   // target not applied yet
 	written []byte // the file's contents as last written or found
@@ -151,7 +151,7 @@ type state struct {
 
 // Run works until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
-	s := &state{backoff: c.opts.MinBackoff, writeBackoff: c.opts.RetryMin, sampleAt: time.Now(),
+	s := &progress{backoff: c.opts.MinBackoff, writeBackoff: c.opts.RetryMin, sampleAt: time.Now(),
 		retiring: map[string]*retiree{}, drained: map[string]bool{}}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -171,7 +171,7 @@ func (c *Controller) Run(ctx context.Context) {
 	}
 }
 
-func (c *Controller) take(s *state) {
+func (c *Controller) take(s *progress) {
 	c.mu.Lock()
 	t := c.pending
 	c.pending = nil
@@ -186,7 +186,7 @@ func (c *Controller) take(s *state) {
 }
 
 // next is how long until something is due.
-func (c *Controller) next(s *state) time.Duration {
+func (c *Controller) next(s *progress) time.Duration {
 	now := time.Now()
 	due := now.Add(time.Hour)
 	at := func(t time.Time, when bool) {
@@ -197,7 +197,7 @@ func (c *Controller) next(s *state) time.Duration {
 	at(s.retryWriteAt, s.dirty)
 	at(s.retryAt, s.send)
 	at(s.nextPoll, c.confirming(s))
-	at(s.sampleAt, c.opts.RuntimeSocket != "")
+	at(s.sampleAt, c.opts.StatsSocket != "")
 	for _, r := range s.retiring {
 		at(r.removeAt, !r.listed)
 		at(r.nextShut, r.listed)
@@ -205,14 +205,14 @@ func (c *Controller) next(s *state) time.Duration {
 	return max(due.Sub(now), 0)
 }
 
-func (c *Controller) confirming(s *state) bool {
-	return c.opts.RuntimeSocket != "" && (!s.sentAt.IsZero() || !s.checking.IsZero())
+func (c *Controller) confirming(s *progress) bool {
+	return c.opts.StatsSocket != "" && (!s.sentAt.IsZero() || !s.checking.IsZero())
 }
 
 // act does whatever is due.
-func (c *Controller) act(ctx context.Context, s *state) {
+func (c *Controller) act(ctx context.Context, s *progress) {
 	if s.dirty && !time.Now().Before(s.retryWriteAt) {
-		c.apply(ctx, s)
+		c.converge(ctx, s)
 	}
 	if s.target != nil {
 		c.drains(ctx, s)
@@ -224,22 +224,22 @@ func (c *Controller) act(ctx context.Context, s *state) {
 	now := time.Now()
 	if c.confirming(s) && !now.Before(s.nextPoll) {
 		s.nextPoll = now.Add(pollInterval)
-		servers, err := runtimeapi.ServersState(ctx, c.opts.RuntimeSocket, "")
+		servers, err := runtimeapi.ServersState(ctx, c.opts.StatsSocket, "")
 		c.confirm(ctx, s, servers, err)
 		if !now.Before(s.sampleAt) {
 			c.sampled(ctx, s, servers, err)
 		}
 	}
-	if c.opts.RuntimeSocket != "" && !now.Before(s.sampleAt) {
-		servers, err := runtimeapi.ServersState(ctx, c.opts.RuntimeSocket, "")
+	if c.opts.StatsSocket != "" && !now.Before(s.sampleAt) {
+		servers, err := runtimeapi.ServersState(ctx, c.opts.StatsSocket, "")
 		c.sampled(ctx, s, servers, err)
 	}
 }
 
-// apply brings the file, then haproxy, to the target: through the runtime
+// converge brings the file, then haproxy, to the target: through the runtime
 // API when the plan allows (haproxy first, the file right after), else by
 // writing the file and reloading.
-func (c *Controller) apply(ctx context.Context, s *state) {
+func (c *Controller) converge(ctx context.Context, s *progress) {
 	cfg := s.target.Config
 	disk, err := c.opts.File.Read()
 	if err != nil {
@@ -281,7 +281,7 @@ func (c *Controller) apply(ctx context.Context, s *state) {
 			return
 		}
 		defer staged.Discard()
-		if err = c.runtime(ctx, s, base, cfg, plan); err == nil {
+		if err = c.changeAtRuntime(ctx, s, base, cfg, plan); err == nil {
 			c.commitAfterRuntime(ctx, s, staged, cfg)
 			return
 		}
@@ -307,7 +307,7 @@ func (c *Controller) apply(ctx context.Context, s *state) {
 // commitAfterRuntime puts the file haproxy now serves in place. A file that
 // does not validate must not stay, and haproxy must not run what no file
 // says: the old file stays and haproxy reloads it.
-func (c *Controller) commitAfterRuntime(ctx context.Context, s *state, staged *apply.Staged, cfg []byte) {
+func (c *Controller) commitAfterRuntime(ctx context.Context, s *progress, staged *apply.Staged, cfg []byte) {
 	err := staged.Validate(ctx)
 	replaced := false
 	if err == nil {
@@ -328,16 +328,16 @@ func (c *Controller) commitAfterRuntime(ctx context.Context, s *state, staged *a
 	c.emit(ctx, Event{Kind: Written, At: time.Now(), Path: PathRuntime, Err: err, Stage: apply.Stage(err), Config: cfg})
 }
 
-func (c *Controller) writeFailed(ctx context.Context, s *state, err error) {
+func (c *Controller) writeFailed(ctx context.Context, s *progress, err error) {
 	c.emit(ctx, Event{Kind: WriteFailed, At: time.Now(), Err: err, Stage: apply.Stage(err)})
 	s.retryWriteAt = time.Now().Add(s.writeBackoff)
 	s.writeBackoff = min(2*s.writeBackoff, c.opts.RetryMax)
 }
 
-// runtime applies plan to haproxy, which must serve base now, and checks
+// changeAtRuntime applies plan to haproxy, which must serve base now, and checks
 // that it then serves cfg. Any failure leaves the reload path to finish.
-func (c *Controller) runtime(ctx context.Context, s *state, base, cfg []byte, plan Plan) error {
-	servers, err := runtimeapi.ServersState(ctx, c.opts.RuntimeSocket, "")
+func (c *Controller) changeAtRuntime(ctx context.Context, s *progress, base, cfg []byte, plan Plan) error {
+	servers, err := runtimeapi.ServersState(ctx, c.opts.StatsSocket, "")
 	if err != nil {
 		return err
 	}
@@ -370,7 +370,7 @@ func (c *Controller) runtime(ctx context.Context, s *state, base, cfg []byte, pl
 				removeAt: time.Now().Add(c.opts.Grace)}
 		}
 	}
-	if servers, err = runtimeapi.ServersState(ctx, c.opts.RuntimeSocket, ""); err != nil {
+	if servers, err = runtimeapi.ServersState(ctx, c.opts.StatsSocket, ""); err != nil {
 		return err
 	}
 	if !Serves(servers, c.expected(s, cfg)) {
@@ -385,7 +385,7 @@ func (c *Controller) runtime(ctx context.Context, s *state, base, cfg []byte, pl
 
 // expected is what haproxy shows while serving cfg: its servers and those
 // still draining before removal.
-func (c *Controller) expected(s *state, cfg []byte) []haproxycfg.Server {
+func (c *Controller) expected(s *progress, cfg []byte) []haproxycfg.Server {
 	out := haproxycfg.Servers(cfg)
 	for _, r := range s.retiring {
 		out = append(out, haproxycfg.Server{Section: r.backend, Name: r.server, Address: r.addr, Port: r.port})
@@ -398,17 +398,17 @@ func (c *Controller) expected(s *state, cfg []byte) []haproxycfg.Server {
 // name and address, so health survives the reload.
 func (c *Controller) writeStateFile(ctx context.Context, cfg []byte) {
 	p := haproxycfg.Parse(cfg)
-	if p.StateFile == "" || c.opts.RuntimeSocket == "" {
+	if p.StateFile == "" || c.opts.StatsSocket == "" {
 		return
 	}
-	out, err := runtimeapi.Command(ctx, c.opts.RuntimeSocket, "show servers state")
+	out, err := runtimeapi.Command(ctx, c.opts.StatsSocket, "show servers state")
 	if err == nil {
 		_, err = (&apply.File{Path: p.StateFile, DefaultMode: 0o600}).Apply(ctx, []byte(PruneState(out, p.Servers)))
 	}
 	c.emit(ctx, Event{Kind: StateFileWritten, At: time.Now(), Err: err})
 }
 
-func (c *Controller) deliver(ctx context.Context, s *state) {
+func (c *Controller) deliver(ctx context.Context, s *progress) {
 	s.attempt++
 	err := Send(ctx, c.opts.Socket, c.opts.SendTimeout)
 	now := time.Now()
@@ -421,7 +421,7 @@ func (c *Controller) deliver(ctx context.Context, s *state) {
 	c.emit(ctx, Event{Kind: Delivered, At: now, Attempt: s.attempt, EventAt: s.eventAt})
 	s.send, s.eventAt, s.attempt, s.backoff, s.retryAt = false, time.Time{}, 0, c.opts.MinBackoff, time.Time{}
 	s.sent, s.checking, s.nextPoll = s.written, time.Time{}, now
-	if c.opts.RuntimeSocket != "" {
+	if c.opts.StatsSocket != "" {
 		s.sentAt = now
 	} else {
 		s.running = s.written
@@ -429,7 +429,7 @@ func (c *Controller) deliver(ctx context.Context, s *state) {
 }
 
 // confirm settles a pending confirmation or start-up check from one reading.
-func (c *Controller) confirm(ctx context.Context, s *state, servers []runtimeapi.Server, err error) {
+func (c *Controller) confirm(ctx context.Context, s *progress, servers []runtimeapi.Server, err error) {
 	now := time.Now()
 	since, cfg := s.sentAt, s.sent
 	if since.IsZero() {
@@ -454,7 +454,7 @@ func (c *Controller) confirm(ctx context.Context, s *state, servers []runtimeapi
 		s.checking, s.send, s.retryAt = time.Time{}, true, now
 	case now.Sub(since) <= c.opts.VerifyTimeout:
 		// haproxy may still be starting or loading: look again.
-	case errors.Is(err, fs.ErrNotExist) && !socketExists(c.opts.RuntimeSocket):
+	case errors.Is(err, fs.ErrNotExist) && !socketExists(c.opts.StatsSocket):
 		c.emit(ctx, Event{Kind: Unverifiable, At: now, Err: err, SentAt: s.sentAt})
 		done(cfg)
 	default:
@@ -465,7 +465,7 @@ func (c *Controller) confirm(ctx context.Context, s *state, servers []runtimeapi
 
 // drains puts the target's Drain servers in drain and the others the
 // controller drained back to ready, on every backend that has them.
-func (c *Controller) drains(ctx context.Context, s *state) {
+func (c *Controller) drains(ctx context.Context, s *progress) {
 	if c.opts.AdminSocket == "" || s.running == nil || s.send || !s.sentAt.IsZero() {
 		return // nothing to change it with, or haproxy is being replaced
 	}
@@ -524,7 +524,7 @@ func sameKeys(a, b map[string]bool) bool {
 
 // retire ends the servers whose grace period is over: their sessions one by
 // one, spread with jitter, then the server.
-func (c *Controller) retire(ctx context.Context, s *state) {
+func (c *Controller) retire(ctx context.Context, s *progress) {
 	now := time.Now()
 	for key, r := range s.retiring {
 		if now.Before(r.removeAt) || (r.listed && now.Before(r.nextShut)) {
@@ -555,7 +555,7 @@ func (c *Controller) retire(ctx context.Context, s *state) {
 	}
 }
 
-func (c *Controller) sampled(ctx context.Context, s *state, servers []runtimeapi.Server, err error) {
+func (c *Controller) sampled(ctx context.Context, s *progress, servers []runtimeapi.Server, err error) {
 	s.sampleAt = time.Now().Add(c.opts.SampleInterval)
 	ev := Event{Kind: Sampled, At: time.Now(), Err: err}
 	for _, sv := range servers {

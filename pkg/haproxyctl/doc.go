@@ -6,4 +6,4 @@
 // the verify timeout, and at start-up reloads only when haproxy serves
 // something other than the file. Its outcomes go to the monitor's loop as
 // Events.
-package reload
+package haproxyctl

@@ -1,4 +1,4 @@
-package reload
+package haproxyctl
 
 import (
 	"context"
@@ -116,7 +116,7 @@ func TestControllerConfirmsAndResends(t *testing.T) {
 	path, rt := sockPath(t), sockPath(t)
 	l := fakesock.NewReloader(t, path)
 	fake := fakesock.NewRuntimeAPI(t, rt, "masters a 198.18.0.1 6443")
-	c := startController(t, Options{Socket: path, RuntimeSocket: rt, VerifyTimeout: 200 * time.Millisecond})
+	c := startController(t, Options{Socket: path, StatsSocket: rt, VerifyTimeout: 200 * time.Millisecond})
 	c.Serve(Target{Config: []byte(cfgAB)})
 	sent := expect(t, c, Written, Delivered).At
 	ev := expect(t, c, NotServing)
@@ -144,13 +144,13 @@ func TestControllerChecksConfigFoundOnDisk(t *testing.T) {
 	if _, err := file.Apply(context.Background(), []byte(cfgA)); err != nil {
 		t.Fatal(err)
 	}
-	c := startController(t, Options{Socket: path, RuntimeSocket: rt, File: file})
+	c := startController(t, Options{Socket: path, StatsSocket: rt, File: file})
 	c.Serve(Target{Config: []byte(cfgA)})
 	if ev := expect(t, c, Serving); !ev.SentAt.IsZero() || ev.Path != "" {
 		t.Fatalf("a check reported a send: %+v", ev)
 	}
 	fake.Set("masters a 198.18.0.9 6443")
-	c2 := startController(t, Options{Socket: path, RuntimeSocket: rt, File: file})
+	c2 := startController(t, Options{Socket: path, StatsSocket: rt, File: file})
 	c2.Serve(Target{Config: []byte(cfgA)})
 	expect(t, c2, Stale, Delivered)
 	poll.Must(t, 10*time.Second, "the reload line", func() bool { lines, _ := l.Lines(); return len(lines) >= 1 })
@@ -164,7 +164,7 @@ func TestControllerChecksConfigFoundOnDisk(t *testing.T) {
 func TestControllerWithoutRuntimeSocket(t *testing.T) {
 	path := sockPath(t)
 	l := fakesock.NewReloader(t, path)
-	c := startController(t, Options{Socket: path, RuntimeSocket: sockPath(t), VerifyTimeout: 100 * time.Millisecond})
+	c := startController(t, Options{Socket: path, StatsSocket: sockPath(t), VerifyTimeout: 100 * time.Millisecond})
 	c.Serve(Target{Config: []byte(cfgA)})
 	expect(t, c, Written, Delivered, Unverifiable)
 	poll.Must(t, 10*time.Second, "the reload line", func() bool { lines, _ := l.Lines(); return len(lines) >= 1 })
