@@ -16,7 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery"
-	"github.com/haproxy-monitor/haproxy-monitor/pkg/firewall"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/failover"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/haproxyctl"
 )
 
@@ -169,7 +169,7 @@ func (c *Config) Validate() error {
 	if c.Redirect && (c.RedirectOnAfter < 1 || c.RedirectOffAfter < 1 || c.RedirectProbeURL == "") {
 		errs = append(errs, errors.New("--redirect-on-after and --redirect-off-after must be at least 1 and --redirect-probe-url set"))
 	}
-	if _, err := firewall.ProbeAddr(c.RedirectProbeURL); err != nil && c.WatchHAProxy && (c.Redirect || c.TrackFile != "") {
+	if _, err := failover.ProbeAddr(c.RedirectProbeURL); err != nil && c.WatchHAProxy && (c.Redirect || c.TrackFile != "") {
 		errs = append(errs, fmt.Errorf("--redirect-probe-url (held open by --watch-haproxy): %w", err))
 	}
 	if c.HandOver < 0 || c.HandOverSettle < 0 {

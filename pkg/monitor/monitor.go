@@ -16,13 +16,14 @@ import (
 
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/apply"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/discovery"
-	"github.com/haproxy-monitor/haproxy-monitor/pkg/firewall"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/failover"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/haproxycfg"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/haproxyctl"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/keepalived"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/kubeclient"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/lbconfig"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/metrics"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/redirect"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/render"
 )
 
@@ -35,7 +36,7 @@ type Monitor struct {
 	renderer *render.Renderer
 	file     *apply.File
 	haproxy  *haproxyctl.Controller
-	fw       *firewall.Controller // nil when the redirect is off
+	failover *failover.Controller // nil when neither the redirect nor a track file is on
 	health   *health
 	metrics  *metrics.Metrics
 
@@ -124,7 +125,7 @@ func New(cfg Config) (*Monitor, error) {
 	m.haproxy = haproxyctl.New(haproxyctl.Options{File: m.file, Socket: cfg.ReloadSocket, StatsSocket: cfg.StatsSocket,
 		AdminSocket: cfg.AdminSocket, VerifyTimeout: cfg.VerifyTimeout, SampleInterval: cfg.CheckInterval,
 		Grace: cfg.RemovalGrace, Spread: cfg.RemovalSpread})
-	m.fw = m.firewall()
+	m.failover = m.newFailover()
 	if old, err := m.file.Read(); err == nil && len(old) > 0 {
 		m.metrics.SetConfigHash(sha(old))
 		m.health.setOnDisk(true)
@@ -170,9 +171,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 	m.source.Start(ctx)
 	defer m.source.Shutdown()
 	go m.haproxy.Run(ctx)
-	if m.fw != nil {
+	if m.failover != nil {
 		done := make(chan struct{})
-		go func() { m.fw.Run(ctx); close(done) }()
+		go func() { m.failover.Run(ctx); close(done) }()
 		// Runs after the loop returns: the rules are out before we exit.
 		defer func() { <-done }()
 	}
@@ -257,44 +258,45 @@ func sha(b []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// firewall returns the controller that probes haproxy for the redirect and
-// keepalived's track file, or nil when both are off.
-func (m *Monitor) firewall() *firewall.Controller {
-	redirect := m.cfg.Redirect && len(m.cfg.VIPs) > 0
-	if !redirect && m.cfg.TrackFile == "" {
+// newFailover returns the controller that watches haproxy for the redirect
+// and keepalived's track file, or nil when both are off.
+func (m *Monitor) newFailover() *failover.Controller {
+	redirectOn := m.cfg.Redirect && len(m.cfg.VIPs) > 0
+	if !redirectOn && m.cfg.TrackFile == "" {
 		return nil
 	}
-	c := &firewall.Controller{
-		Probe:    firewall.HTTPProbe(m.cfg.RedirectProbeURL),
+	o := failover.Options{
+		Probe:    failover.HTTPProbe(m.cfg.RedirectProbeURL),
 		Interval: m.cfg.CheckInterval,
 		// Every 100 ms for keepalived and a haproxy that is gone (every
 		// probe is one local HTTP request); the redirect's hysteresis still
 		// counts one observation per interval.
 		ProbeInterval: min(m.cfg.CheckInterval, 100*time.Millisecond),
-		Hysteresis:    firewall.Hysteresis{OnAfter: m.cfg.RedirectOnAfter, OffAfter: m.cfg.RedirectOffAfter},
-		Log:           m.log.WithField("component", "redirect"),
-		Installed: func(on bool) {
-			m.metrics.RedirectActive.Set(metrics.Bool(on))
-		},
+		Log:           m.log.WithField("component", "failover"),
 	}
 	if m.cfg.WatchHAProxy {
 		var err error
-		if c.Watch, err = firewall.HoldConnection(m.cfg.RedirectProbeURL, min(m.cfg.CheckInterval, 2*time.Second)); err != nil {
+		if o.Watch, err = failover.HoldConnection(m.cfg.RedirectProbeURL, min(m.cfg.CheckInterval, 2*time.Second)); err != nil {
 			m.log.WithError(err).Warn("--watch-haproxy: probing only")
 		}
 	}
-	if redirect {
-		c.Rules = &firewall.Redirect{VIPs: m.cfg.VIPs, APIPort: m.cfg.APIPort, LBPort: m.cfg.LBPort}
+	if redirectOn {
+		o.Redirect = redirect.NewSwitch(redirect.SwitchOptions{
+			Rules:   &redirect.Redirect{VIPs: m.cfg.VIPs, APIPort: m.cfg.APIPort, LBPort: m.cfg.LBPort},
+			OnAfter: m.cfg.RedirectOnAfter, OffAfter: m.cfg.RedirectOffAfter, Interval: m.cfg.CheckInterval,
+			Log:       m.log.WithField("component", "redirect"),
+			Installed: func(on bool) { m.metrics.RedirectActive.Set(metrics.Bool(on)) },
+		})
 	}
 	if m.cfg.TrackFile != "" {
-		c.Track = keepalived.TrackFile{Path: m.cfg.TrackFile}
-		c.TrackError = func(err error) {
+		o.Track = keepalived.TrackFile{Path: m.cfg.TrackFile}
+		o.TrackError = func(err error) {
 			m.metrics.TrackFileErrors.Inc()
 			m.log.WithError(err).Warn("keepalived track file not written; its script check decides alone")
 		}
-		c.LocalProbe = firewall.APIServerProbe(m.cfg.localAPIURL())
-		c.HoldsVIP = func() bool { return holdsVIP(m.cfg.VIPs) }
-		c.HandOver, c.Settle = m.cfg.HandOver, m.cfg.HandOverSettle
+		o.LocalProbe = failover.APIServerProbe(m.cfg.localAPIURL())
+		o.HoldsVIP = func() bool { return holdsVIP(m.cfg.VIPs) }
+		o.HandOver, o.Settle = m.cfg.HandOver, m.cfg.HandOverSettle
 	}
-	return c
+	return failover.New(o)
 }

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/haproxy-monitor/haproxy-monitor/pkg/firewall"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/failover"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/haproxyctl"
 )
 
@@ -25,13 +25,13 @@ func TestHeldConnectionAcrossReloadAndDeath(t *testing.T) {
 	s := newSite(t)
 	s.startWithM1()
 	addr := "127.0.0.1:" + strconv.Itoa(s.hap.HealthPort)
-	probe := firewall.HTTPProbe("http://" + addr + "/haproxy_ready")
+	probe := failover.HTTPProbe("http://" + addr + "/haproxy_ready")
 	hold := func() <-chan error {
 		t.Helper()
 		if err := probe(context.Background()); err != nil {
 			t.Fatalf("haproxy does not answer its probe: %v", err)
 		}
-		watch, err := firewall.HoldConnection("http://"+addr+"/haproxy_ready", time.Second)
+		watch, err := failover.HoldConnection("http://"+addr+"/haproxy_ready", time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -28,9 +28,10 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/apply"
-	"github.com/haproxy-monitor/haproxy-monitor/pkg/firewall"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/failover"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/haproxyctl"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/lbconfig"
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/redirect"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/render"
 )
 
@@ -48,7 +49,7 @@ func run() error {
 	interval := flag.Duration("check-interval", 6*time.Second, "")
 	vips := flag.String("api-vips", "", "")
 	sock := flag.String("reload-socket", haproxyctl.DefaultSocket, "")
-	redirect := flag.Bool("api-redirect", false, "run the original's firewall redirect loop")
+	apiRedirect := flag.Bool("api-redirect", false, "run the original's firewall redirect loop")
 	probeURL := flag.String("probe-url", "http://localhost:9444/haproxy_ready", "haproxy's monitor-uri")
 	flag.Parse()
 	if flag.NArg() != 3 {
@@ -76,11 +77,11 @@ func run() error {
 	file := &apply.File{Path: flag.Arg(2)}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if *redirect {
+	if *apiRedirect {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			redirectLoop(ctx, &firewall.Redirect{VIPs: opts.VIPs, APIPort: opts.APIPort, LBPort: opts.LBPort}, *probeURL, *interval)
+			redirectLoop(ctx, &redirect.Redirect{VIPs: opts.VIPs, APIPort: opts.APIPort, LBPort: opts.LBPort}, *probeURL, *interval)
 		}()
 		defer func() { stop(); <-done }()
 	}
@@ -140,9 +141,9 @@ func observe(ctx context.Context, client kubernetes.Interface, opts lbconfig.Opt
 
 // redirectLoop is the original's: one probe per interval, 3 good to put the
 // redirect in, 11 bad to take it out, whatever the failure; out on exit.
-func redirectLoop(ctx context.Context, rules *firewall.Redirect, url string, interval time.Duration) {
-	h := firewall.Hysteresis{OnAfter: 3, OffAfter: 11}
-	probe := firewall.HTTPProbe(url) // no timeout but the shutdown, as the original's
+func redirectLoop(ctx context.Context, rules *redirect.Redirect, url string, interval time.Duration) {
+	h := redirect.Hysteresis{OnAfter: 3, OffAfter: 11}
+	probe := failover.HTTPProbe(url) // no timeout but the shutdown, as the original's
 	for ctx.Err() == nil {
 		ok := probe(ctx) == nil
 		if ctx.Err() != nil {

@@ -1,7 +1,6 @@
-package firewall
+package redirect
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"github.com/haproxy-monitor/haproxy-monitor/test/poll"
@@ -10,13 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/haproxy-monitor/haproxy-monitor/pkg/keepalived"
 	"github.com/haproxy-monitor/haproxy-monitor/test/need"
 )
 
@@ -175,101 +173,76 @@ func TestRedirectCarriesTraffic(t *testing.T) {
 	}
 }
 
-// The controller switches real rules with hysteresis and removes them when
-// its context ends (SIGTERM in the monitor).
-func TestControllerHysteresisAndShutdown(t *testing.T) {
+// The switch puts real rules in after OnAfter good observations and takes
+// them out after OffAfter bad ones, one observation per interval (probes in
+// between count once); a haproxy found gone takes them out at once.
+func TestSwitchWithRealRules(t *testing.T) {
 	_, fd := netns(t)
 	r := &Redirect{VIPs: vips("198.18.0.100"), APIPort: 6443, LBPort: 9445, NetNSFd: fd}
-	var healthy atomic.Bool
-	var probes atomic.Int64
+	var installed []bool
 	log := logrus.New()
-	log.SetOutput(os.Stderr)
-	c := &Controller{
-		Rules: r, Interval: 10 * time.Millisecond, Hysteresis: Hysteresis{OnAfter: 3, OffAfter: 11}, Log: log,
-		Probe: func(context.Context) error {
-			probes.Add(1)
-			if healthy.Load() {
-				return nil
-			}
-			return errors.New("haproxy says no backend")
-		},
-	}
+	log.SetOutput(io.Discard)
+	sw := NewSwitch(SwitchOptions{Rules: r, OnAfter: 3, OffAfter: 11, Interval: time.Second, Log: log,
+		Installed: func(on bool) { installed = append(installed, on) }})
 	present := func() bool {
 		rules, err := r.Rules()
 		return err == nil && len(rules[PreroutingName]) == 1 && len(rules[OutputName]) == 1
 	}
-	waitProbes := func(n int64) {
-		t.Helper()
-		start := probes.Load()
-		if !poll.Until(5*time.Second, time.Millisecond, func() bool { return probes.Load() >= start+n }) {
-			t.Fatal("controller stopped probing")
+	now := time.Unix(1000, 0)
+	bad := errors.New("haproxy says no backend")
+	observe := func(n int, err error) {
+		for range n {
+			now = now.Add(time.Second)
+			sw.Observe(now, err, false, time.Time{})
+			// A probe within the same interval counts nothing.
+			sw.Observe(now.Add(100*time.Millisecond), err, false, time.Time{})
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { c.Run(ctx); close(done) }()
-
-	waitProbes(5)
+	if sw.TakeOver(now, false); present() {
+		t.Fatal("rules in before any probe")
+	}
+	observe(2, nil)
 	if present() {
-		t.Fatal("rules in while every probe fails")
+		t.Fatal("rules in after 2 good observations, want 3")
 	}
-	healthy.Store(true)
-	waitProbes(4)
+	observe(1, nil)
 	if !present() {
-		t.Fatal("rules not in after good probes")
+		t.Fatal("rules not in after 3 good observations")
 	}
-	healthy.Store(false)
-	waitProbes(3)
+	observe(10, bad)
 	if !present() {
-		t.Fatal("rules out after only a few bad probes")
+		t.Fatal("rules out after 10 bad observations, want 11")
 	}
-	waitProbes(12)
+	observe(1, bad)
 	if present() {
-		t.Fatal("rules still in after 11+ bad probes")
+		t.Fatal("rules in after 11 bad observations")
 	}
-	healthy.Store(true)
-	waitProbes(4)
+	observe(3, nil)
 	if !present() {
-		t.Fatal("rules not back after good probes")
+		t.Fatal("rules not back after 3 good observations")
 	}
-	cancel()
-	<-done
+	now = now.Add(time.Millisecond) // within the interval: gone counts at once
+	sw.Observe(now, syscall.ECONNREFUSED, true, time.Time{})
 	if present() {
-		t.Fatal("rules left after the controller stopped")
+		t.Fatal("rules in with haproxy gone")
 	}
-}
-
-// stateTrack is a track file that remembers what it says.
-type stateTrack struct {
-	trackFake
-	says keepalived.Level
-}
-
-func (s *stateTrack) Set(l keepalived.Level) error {
-	s.mu.Lock()
-	s.says = l
-	s.mu.Unlock()
-	return s.trackFake.Set(l)
-}
-
-func (s *stateTrack) Level() (keepalived.Level, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.says, nil
+	if fmt.Sprint(installed) != "[true false true false]" {
+		t.Fatalf("reported %v", installed)
+	}
+	if err := sw.Remove(); err != nil || present() {
+		t.Fatalf("remove: %v, present %v", err, present())
+	}
 }
 
 // A monitor restarted on the VIP holder (killed, its container restarted)
-// finds the redirect and the track file as its predecessor left them. When
-// haproxy serves it keeps both: the rules stay in, keepalived is never told
-// "not serving", so the VIP does not move (the kubelet lab's scenario K3
-// lost requests to exactly that flap). When haproxy does not serve, the
-// leftovers come out as before.
-func TestControllerTakesOverFromAPredecessor(t *testing.T) {
+// finds the redirect as its predecessor left it, maybe with the hold of a
+// hand-over it did not finish. When haproxy serves, the switch keeps the
+// rules and releases the hold; when it does not, the leftovers come out.
+func TestSwitchTakesOverFromAPredecessor(t *testing.T) {
 	for _, tc := range []struct {
-		name        string
-		healthy     bool
-		wantPresent bool
-	}{{"haproxy serves", true, true}, {"haproxy does not serve", false, false}} {
+		name    string
+		serving bool
+	}{{"haproxy serves", true}, {"haproxy does not serve", false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns, fd := netns(t)
 			r := &Redirect{VIPs: vips("198.18.0.100", "fd00::100"), APIPort: 6443, LBPort: 9445, NetNSFd: fd}
@@ -279,30 +252,12 @@ func TestControllerTakesOverFromAPredecessor(t *testing.T) {
 			if err := r.Hold(); err != nil { // killed while handing over
 				t.Fatal(err)
 			}
-			if ok, err := r.Present(); err != nil || !ok {
-				t.Fatalf("rules just ensured not present: %v %v", ok, err)
-			}
-			track := &stateTrack{says: keepalived.Serving}
-			var probes atomic.Int64
-			var installed atomic.Bool
+			var installed []bool
 			log := logrus.New()
 			log.SetOutput(io.Discard)
-			c := &Controller{Rules: r, Interval: time.Hour, ProbeInterval: 10 * time.Millisecond,
-				Hysteresis: Hysteresis{OnAfter: 3, OffAfter: 11}, Log: log, Track: track,
-				Installed: func(on bool) { installed.Store(on) },
-				Probe: func(context.Context) error {
-					probes.Add(1)
-					if tc.healthy {
-						return nil
-					}
-					return errors.New("haproxy says no backend")
-				}}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { c.Run(ctx); close(done) }()
-			if !poll.Until(5*time.Second, time.Millisecond, func() bool { return probes.Load() >= 5 }) {
-				t.Fatal("controller stopped probing")
-			}
+			sw := NewSwitch(SwitchOptions{Rules: r, OnAfter: 3, OffAfter: 11, Interval: time.Second, Log: log,
+				Installed: func(on bool) { installed = append(installed, on) }})
+			kept := sw.TakeOver(time.Unix(1000, 0), tc.serving)
 			present, err := r.Present()
 			if err != nil {
 				t.Fatal(err)
@@ -310,17 +265,11 @@ func TestControllerTakesOverFromAPredecessor(t *testing.T) {
 			if out := ruleset(t, ns); strings.Contains(out, HoldTableName) {
 				t.Errorf("the predecessor's hold is still in:\n%s", out)
 			}
-			got, inst := track.values(), installed.Load()
-			cancel()
-			<-done
-			if present != tc.wantPresent || inst != tc.wantPresent {
-				t.Errorf("rules present %v, reported installed %v; want %v", present, inst, tc.wantPresent)
+			if kept != tc.serving || present != tc.serving || sw.Active() != tc.serving || sw.Installed() != tc.serving {
+				t.Errorf("kept %v, present %v, active %v, installed %v; want %v", kept, present, sw.Active(), sw.Installed(), tc.serving)
 			}
-			if tc.healthy && len(got) != 0 {
-				t.Errorf("keepalived told %v while haproxy served throughout; want nothing written", got)
-			}
-			if !tc.healthy && (len(got) == 0 || got[0] != keepalived.Fault) {
-				t.Errorf("keepalived told %v; want fault at once (no local apiserver probe)", got)
+			if tc.serving && fmt.Sprint(installed) != "[true]" {
+				t.Errorf("reported %v, want [true]", installed)
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package firewall
+package redirect
 
 // Hysteresis turns a stream of probe results into on/off: on after OnAfter
 // consecutive good probes, off after OffAfter consecutive bad ones, so a

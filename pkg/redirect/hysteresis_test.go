@@ -1,4 +1,4 @@
-package firewall
+package redirect
 
 import "testing"
 
