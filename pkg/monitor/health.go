@@ -115,45 +115,62 @@ func (s *health) healthy(now time.Time, interval time.Duration) error {
 
 // ready: the configuration reflects the cluster, or the last-known-good one
 // is in use while the API cannot be reached, and haproxy was told about it.
-// The note qualifies a ready answer.
+// The note qualifies a ready answer. It reads every input once, then
+// decides (readiness).
 func (s *health) ready() (note string, err error) {
-	disc := s.discovery()
+	in := readinessInputs{disc: s.discovery(), apiDown: s.apiDown()}
+	in.failingSince, in.failingLast = s.apiFailing()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	note, err = s.readyLocked(disc)
-	if err == nil && disc.Mode == discovery.ModeDegraded {
-		note = strings.TrimPrefix(note+"; "+disc.Describe(), "; ")
-	}
-	return note, err
+	in.synced, in.onDisk, in.backends, in.keptReason = s.synced, s.onDisk, s.backends, s.keptReason
+	in.templateErr, in.applyErr, in.reloadErr, in.verifyErr, in.reloadFailed = s.templateErr, s.applyErr, s.reloadErr, s.verifyErr, s.reloadFailed
+	s.mu.Unlock()
+	return readiness(in)
 }
 
-func (s *health) readyLocked(disc discovery.Status) (note string, err error) {
+// readinessInputs is one reading of everything readiness depends on.
+type readinessInputs struct {
+	disc                                        discovery.Status
+	apiDown                                     string // why no apiserver endpoint answers; "" while one does
+	failingSince                                time.Time
+	failingLast                                 string
+	synced, onDisk                              bool
+	backends                                    int
+	keptReason                                  string
+	templateErr, applyErr, reloadErr, verifyErr error
+	reloadFailed                                time.Time
+}
+
+// readiness decides /readyz from one reading.
+func readiness(in readinessInputs) (note string, err error) {
 	switch {
-	case disc.NothingReadable():
-		return "", errors.New(disc.Describe())
-	case s.templateErr != nil:
-		return "", fmt.Errorf("template cannot be used, keeping the configuration from the previous one: %v", s.templateErr)
-	case !s.synced && !s.onDisk:
+	case in.disc.NothingReadable():
+		return "", errors.New(in.disc.Describe())
+	case in.templateErr != nil:
+		return "", fmt.Errorf("template cannot be used, keeping the configuration from the previous one: %v", in.templateErr)
+	case !in.synced && !in.onDisk:
 		return "", fmt.Errorf("API caches not synced yet and no configuration on disk")
-	case s.applyErr != nil:
-		return "", fmt.Errorf("configuration not applied: %v", s.applyErr)
-	case s.reloadErr != nil:
-		return "", fmt.Errorf("reload not delivered since %s: %v", s.reloadFailed.Format(time.RFC3339), s.reloadErr)
-	case s.verifyErr != nil:
-		return "", s.verifyErr
-	case s.apiDown() != "":
-		return "last-known-good configuration in use: API unreachable: " + s.apiDown(), nil
-	case !s.synced:
-		return "last-known-good configuration in use: API caches not synced yet", nil
-	case s.backends == 0 && s.keptReason != "":
-		return "last-known-good configuration in use: " + s.keptReason, nil
-	case s.backends == 0:
+	case in.applyErr != nil:
+		return "", fmt.Errorf("configuration not applied: %v", in.applyErr)
+	case in.reloadErr != nil:
+		return "", fmt.Errorf("reload not delivered since %s: %v", in.reloadFailed.Format(time.RFC3339), in.reloadErr)
+	case in.verifyErr != nil:
+		return "", in.verifyErr
+	case in.apiDown != "":
+		note = "last-known-good configuration in use: API unreachable: " + in.apiDown
+	case !in.synced:
+		note = "last-known-good configuration in use: API caches not synced yet"
+	case in.backends == 0 && in.keptReason != "":
+		note = "last-known-good configuration in use: " + in.keptReason
+	case in.backends == 0:
 		return "", fmt.Errorf("no control-plane backend")
+	case !in.failingSince.IsZero():
+		note = fmt.Sprintf("last-known-good configuration in use: API requests failing since %s (last: %s)",
+			in.failingSince.UTC().Format(time.RFC3339), in.failingLast)
 	}
-	if since, last := s.apiFailing(); !since.IsZero() {
-		return fmt.Sprintf("last-known-good configuration in use: API requests failing since %s (last: %s)", since.UTC().Format(time.RFC3339), last), nil
+	if in.disc.Mode == discovery.ModeDegraded {
+		note = strings.TrimPrefix(note+"; "+in.disc.Describe(), "; ")
 	}
-	return "", nil
+	return note, nil
 }
 
 func (m *Monitor) healthMux() *http.ServeMux {

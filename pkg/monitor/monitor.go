@@ -170,12 +170,17 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}).Info("starting haproxy monitor")
 	m.source.Start(ctx)
 	defer m.source.Shutdown()
-	go m.haproxy.Run(ctx)
+	// Everything started here is joined before Run returns, in this order:
+	// the loop, the reload controller, the failover's hand-over (the
+	// redirect is out before the process exits), then, deferred above, the
+	// discovery, the health listener and the one-writer lock.
+	controllerDone := make(chan struct{})
+	go func() { m.haproxy.Run(ctx); close(controllerDone) }()
+	failoverDone := make(chan struct{})
 	if m.failover != nil {
-		done := make(chan struct{})
-		go func() { m.failover.Run(ctx); close(done) }()
-		// Runs after the loop returns: the rules are out before we exit.
-		defer func() { <-done }()
+		go func() { m.failover.Run(ctx); close(failoverDone) }()
+	} else {
+		close(failoverDone)
 	}
 
 	synced := make(chan struct{})
@@ -185,6 +190,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 		}
 	}()
 	m.loop(ctx, synced)
+	cancel()
+	<-controllerDone
+	<-failoverDone
 	m.log.Info("haproxy monitor stopped")
 	return nil
 }
