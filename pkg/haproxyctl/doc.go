@@ -1,9 +1,12 @@
-// Package reload gets haproxy to serve the configuration on disk and proves
-// it. The Controller delivers "reload\n" on the static pod reloader's socket
-// (a fresh connection with a deadline per attempt, retried with backoff while
-// undeliverable), confirms through haproxy's runtime API that haproxy serves
-// exactly the file's servers, sends the reload again when it does not within
-// the verify timeout, and at start-up reloads only when haproxy serves
-// something other than the file. Its outcomes go to the monitor's loop as
-// Events.
+// Package haproxyctl gets haproxy to serve a configuration and proves it:
+// through haproxy's runtime API when only server lines change (add, move,
+// drain, and remove after a grace period), else by writing the file and
+// delivering "reload\n" on the static pod reloader's socket (retried with
+// backoff while undeliverable), then confirming in the runtime API that
+// haproxy serves exactly the file's servers, reloading again when it does
+// not within the verify timeout. The rules are a pure state machine
+// (machine.go: a named Phase, steps that take an input and the time and
+// return effects); the Controller is the driver that carries the effects
+// out on the sockets, the file and the clock. Outcomes go to the monitor's
+// loop as Events.
 package haproxyctl

@@ -25,9 +25,14 @@ const (
 	// OpRetire drains a server; the controller removes it after the grace
 	// period.
 	OpRetire
+	// OpRestore brings back a server still draining before its removal:
+	// the file names it again. It moves to the file's address and port if
+	// they changed (shutting the sessions to the old one) and is ready
+	// again.
+	OpRestore
 )
 
-func (k OpKind) String() string { return [...]string{"add", "set-addr", "retire"}[k] }
+func (k OpKind) String() string { return [...]string{"add", "set-addr", "retire", "restore"}[k] }
 
 // Op is one runtime change.
 type Op struct {
@@ -37,6 +42,15 @@ type Op struct {
 	Address  string
 	Port     uint16
 	Keywords []string
+	// Moved: an OpRestore whose address or port changed while it drained.
+	Moved bool
+}
+
+// Retiring is a server haproxy still has, draining, though the file no
+// longer names it; keyed "backend/server" for MakePlan.
+type Retiring struct {
+	Address string
+	Port    uint16
 }
 
 // Plan is how to get haproxy from one configuration to the next: runtime
@@ -62,11 +76,14 @@ var addServerKeywords = map[string]int{
 var token = regexp.MustCompile(`^[A-Za-z0-9._:\[\]/@%+-]+$`)
 
 // MakePlan turns the configuration haproxy runs into the next one. It is
-// pure: two files in, a plan out. Only differences in the server lines of
-// backend and listen sections are runtime changes; any other difference,
-// a keyword "add server" may refuse, a changed keyword on an existing
-// server, or a token that is not safe on a command line means a reload.
-func MakePlan(running, next []byte) Plan {
+// pure: the two files and the servers haproxy still drains before their
+// removal (retiring, keyed "backend/server") in, a plan out; nothing edits
+// the plan after. Only differences in the server lines of backend and
+// listen sections are runtime changes; any other difference, a keyword "add
+// server" may refuse, a changed keyword on an existing server, or a token
+// that is not safe on a command line means a reload. A server the file
+// names again while it drains is restored, not added.
+func MakePlan(running, next []byte, retiring map[string]Retiring) Plan {
 	old, cur := haproxycfg.Parse(running), haproxycfg.Parse(next)
 	if old.Skeleton != cur.Skeleton {
 		return Plan{Reload: true, Reason: "the configuration changed outside the server lines"}
@@ -88,7 +105,14 @@ func MakePlan(running, next []byte) Plan {
 			return Plan{Reload: true, Reason: why}
 		}
 		prev, had := before[k]
+		r, draining := retiring[s.Section+"/"+s.Name]
 		switch {
+		case !had && draining:
+			if !isIP(s.Address) {
+				return Plan{Reload: true, Reason: fmt.Sprintf("server %s/%s moves to a host name", s.Section, s.Name)}
+			}
+			plan.Ops = append(plan.Ops, Op{Kind: OpRestore, Backend: s.Section, Server: s.Name, Address: s.Address, Port: s.Port,
+				Moved: r.Address != s.Address || r.Port != s.Port})
 		case !had:
 			if why := unsupported(s.Keywords); why != "" {
 				return Plan{Reload: true, Reason: fmt.Sprintf("server %s/%s: %s", s.Section, s.Name, why)}
@@ -155,6 +179,12 @@ func (o Op) Commands() []string {
 			"shutdown sessions server " + id}
 	case OpRetire:
 		return []string{"set server " + id + " state drain"}
+	case OpRestore:
+		cmds := []string{"set server " + id + " addr " + o.Address + " port " + strconv.Itoa(int(o.Port))}
+		if o.Moved {
+			cmds = append(cmds, "shutdown sessions server "+id)
+		}
+		return append(cmds, "set server "+id+" state ready")
 	}
 	return nil
 }

@@ -26,6 +26,8 @@ func TestMakePlan(t *testing.T) {
 		next   string
 		reload string // a substring of the reason; "" for a runtime plan
 		ops    []string
+		// retiring are servers haproxy still drains before removal.
+		retiring map[string]Retiring
 	}{
 		{name: "nothing changed", next: base, ops: []string{}},
 		{name: "only the order of servers changed", next: head + srv("m2", "198.18.0.12:6443") + srv("m1", "198.18.0.11:6443"), ops: []string{}},
@@ -47,6 +49,12 @@ func TestMakePlan(t *testing.T) {
 			"  server m3 198.18.0.13:6443 check observe layer4 error-limit 1 on-error mark-down\n", ops: []string{
 			"add server masters/m3 198.18.0.13:6443 check observe layer4 error-limit 1 on-error mark-down",
 			"enable health masters/m3", "set server masters/m3 state ready"}},
+		{name: "a server back while it drains: restored in place", next: base + srv("m3", "198.18.0.13:6443"),
+			retiring: map[string]Retiring{"masters/m3": {Address: "198.18.0.13", Port: 6443}}, ops: []string{
+				"set server masters/m3 addr 198.18.0.13 port 6443", "set server masters/m3 state ready"}},
+		{name: "a server back at another address while it drains: moved and restored", next: base + srv("m3", "198.18.0.23:6443"),
+			retiring: map[string]Retiring{"masters/m3": {Address: "198.18.0.13", Port: 6443}}, ops: []string{
+				"set server masters/m3 addr 198.18.0.23 port 6443", "shutdown sessions server masters/m3", "set server masters/m3 state ready"}},
 		{name: "the frontend changed", next: strings.Replace(base, "bind :9445", "bind :9446", 1), reload: "outside the server lines"},
 		{name: "a global setting changed", next: strings.Replace(base, "level admin", "level user", 1), reload: "outside the server lines"},
 		{name: "a server's keywords changed", next: head + srv("m1", "198.18.0.11:6443") + "  server m2 198.18.0.12:6443 check\n", reload: "changed its keywords"},
@@ -59,7 +67,7 @@ func TestMakePlan(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := MakePlan([]byte(base), []byte(tc.next))
+			p := MakePlan([]byte(base), []byte(tc.next), tc.retiring)
 			if tc.reload != "" {
 				if !p.Reload || !strings.Contains(p.Reason, tc.reload) {
 					t.Fatalf("plan %+v, want a reload because %q", p, tc.reload)
@@ -88,7 +96,7 @@ func FuzzMakePlan(f *testing.F) {
 	f.Add(head+srv("m1", "198.18.0.11:6443"), head+"  server m1 fd00::1:6443 weight 1 check\n  server x;y 1.2.3.4:5 check\n")
 	f.Add("backend b\n server a 1.1.1.1:1 check\n", "backend b\n server a 1.1.1.1:1 check\n server b [::1]:2 inter 1s #x\n")
 	f.Fuzz(func(t *testing.T, running, next string) {
-		p := MakePlan([]byte(running), []byte(next))
+		p := MakePlan([]byte(running), []byte(next), nil)
 		if p.Reload {
 			if p.Reason == "" || len(p.Ops) != 0 {
 				t.Fatalf("reload without a reason or with ops: %+v", p)
@@ -102,7 +110,7 @@ func FuzzMakePlan(f *testing.F) {
 				}
 			}
 		}
-		if again := MakePlan([]byte(next), []byte(next)); again.Reload || len(again.Ops) != 0 {
+		if again := MakePlan([]byte(next), []byte(next), nil); again.Reload || len(again.Ops) != 0 {
 			t.Fatalf("a file against itself plans %+v", again)
 		}
 	})

@@ -124,7 +124,7 @@ func New(cfg Config) (*Monitor, error) {
 	m.metrics.WatchLastContact(m.source.LastContact)
 	m.haproxy = haproxyctl.New(haproxyctl.Options{File: m.file, Socket: cfg.ReloadSocket, StatsSocket: cfg.StatsSocket,
 		AdminSocket: cfg.AdminSocket, VerifyTimeout: cfg.VerifyTimeout, SampleInterval: cfg.CheckInterval,
-		Grace: cfg.RemovalGrace, Spread: cfg.RemovalSpread})
+		Grace: cfg.RemovalGrace, Spread: cfg.RemovalSpread, Log: m.log.WithField("component", "haproxy")})
 	m.failover = m.newFailover()
 	if old, err := m.file.Read(); err == nil && len(old) > 0 {
 		m.metrics.SetConfigHash(sha(old))
