@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -96,17 +97,27 @@ type Options struct {
 	PollInterval time.Duration
 }
 
-// Source watches the API and signals relevant changes.
+// Source watches the API and signals relevant changes. The stores, the
+// guards of the watches and the degraded poller only poke; one goroutine
+// owns the mode (it switches the degraded poller on and off) and publishes
+// an immutable view, which Snapshot and Status read whole.
 type Source struct {
-	nodes    []*guardedWatch
-	slices   *guardedWatch
-	nodeSt   []*projStore[lbconfig.Node]
-	sliceSt  *projStore[[]string]
-	deg      *degraded
-	changed  chan struct{}
-	signals  atomic.Uint64
-	wg       sync.WaitGroup
-	assessMu sync.Mutex
+	nodes     []*guardedWatch
+	slices    *guardedWatch
+	nodeSt    []*projStore[lbconfig.Node]
+	sliceSt   *projStore[[]string]
+	deg       *degraded
+	poke      chan struct{}
+	changed   chan struct{}
+	signals   atomic.Uint64
+	published atomic.Pointer[view]
+	wg        sync.WaitGroup
+}
+
+// view is one published reading of every source.
+type view struct {
+	snap   Snapshot
+	status Status
 }
 
 // Client hands out what discovery reads. The monitor builds it on a minimal
@@ -132,17 +143,18 @@ func New(client Client, opts Options) *Source {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 6 * time.Second
 	}
-	s := &Source{changed: make(chan struct{}, 1)}
-	s.deg = newDegraded(client, opts.PollInterval, s.signal)
+	s := &Source{poke: make(chan struct{}, 1), changed: make(chan struct{}, 1)}
+	s.published.Store(&view{})
+	s.deg = newDegraded(client, opts.PollInterval, s.poked)
 	// A label selector cannot OR two keys, so one watch per role label; the
 	// apiserver filters, so workers are never sent.
 	for _, label := range []string{MasterLabel, ControlPlaneLabel} {
-		store := newProjStore(projectNode(label), nodeEqual, s.reassess)
+		store := newProjStore(projectNode(label), nodeEqual, s.poked)
 		s.nodeSt = append(s.nodeSt, store)
 		s.nodes = append(s.nodes, &guardedWatch{name: "nodes[" + label + "]", inner: client.Nodes(label),
-			typ: &corev1.Node{}, store: store, recheck: opts.PollInterval, changed: s.reassess})
+			typ: &corev1.Node{}, store: store, recheck: opts.PollInterval, changed: s.poked})
 	}
-	s.sliceSt = newProjStore(projectSlice, slices.Equal[[]string], s.signal)
+	s.sliceSt = newProjStore(projectSlice, slices.Equal[[]string], s.poked)
 	s.slices = &guardedWatch{name: "endpointslices[default/kubernetes]", inner: client.KubernetesSlices(),
 		typ: &discoveryv1.EndpointSlice{}, store: s.sliceSt, recheck: opts.PollInterval, changed: s.signal}
 	return s
@@ -160,11 +172,67 @@ func (s *Source) Start(ctx context.Context) {
 			g.run(ctx)
 		}()
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		s.deg.run(ctx)
 	}()
+	go func() {
+		defer s.wg.Done()
+		s.own(ctx)
+	}()
+}
+
+// poked tells the owner that a source changed; it never blocks.
+func (s *Source) poked() {
+	select {
+	case s.poke <- struct{}{}:
+	default:
+	}
+}
+
+// own is the one goroutine that decides the mode and publishes the view,
+// after every poke.
+func (s *Source) own(ctx context.Context) {
+	for {
+		s.publish()
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.poke:
+		}
+	}
+}
+
+// publish reads every source once, decides the mode, and publishes the
+// view; the monitor is signalled when it differs from the last one. The
+// degraded source polls while the Node watches are forbidden, and keeps
+// standing in after a grant until they have synced.
+func (s *Source) publish() {
+	switch {
+	case s.nodesForbidden() != nil:
+		s.deg.setActive(true)
+	case s.nodesCurrent():
+		s.deg.setActive(false)
+	}
+	v := &view{snap: s.read(), status: s.readStatus()}
+	v.status.Mode = v.snap.Mode
+	if old := s.published.Swap(v); !sameView(old, v) {
+		s.signal()
+	}
+}
+
+func sameView(a, b *view) bool {
+	errText := func(err error) string {
+		if err == nil {
+			return ""
+		}
+		return err.Error()
+	}
+	sa, sb := a.status, b.status
+	return reflect.DeepEqual(a.snap, b.snap) && sa.Mode == sb.Mode && sa.Identity == sb.Identity &&
+		errText(sa.NodesForbidden) == errText(sb.NodesForbidden) && errText(sa.SlicesForbidden) == errText(sb.SlicesForbidden) &&
+		errText(sa.DegradedErr) == errText(sb.DegradedErr)
 }
 
 // Shutdown waits for the watches after the context passed to Start ended.
@@ -172,7 +240,7 @@ func (s *Source) Shutdown() { s.wg.Wait() }
 
 // HasSynced reports whether a source of members has answered: the Node
 // watches, or the degraded source. The EndpointSlices are optional.
-func (s *Source) HasSynced() bool { return s.mode() != ModeNone }
+func (s *Source) HasSynced() bool { return s.published.Load().snap.Mode != ModeNone }
 
 // WaitForSync blocks until HasSynced or ctx ends, and reports which.
 func (s *Source) WaitForSync(ctx context.Context) bool {
@@ -207,30 +275,20 @@ func (s *Source) mode() Mode {
 	return ModeNone
 }
 
-// reassess runs on every change of the Node watches: the degraded source
-// polls while they are forbidden, and keeps standing in after a grant until
-// they have synced.
-func (s *Source) reassess() {
-	s.assessMu.Lock()
-	switch {
-	case s.nodesForbidden() != nil:
-		s.deg.setActive(true)
-	case s.nodesCurrent():
-		s.deg.setActive(false)
-	}
-	s.assessMu.Unlock()
-	s.signal()
-}
+// Status reports the sources' state as last published.
+func (s *Source) Status() Status { return s.published.Load().status }
 
-// Status reports the sources' state.
-func (s *Source) Status() Status {
+// Snapshot is the cluster state as last published: one reading of every
+// source, whole.
+func (s *Source) Snapshot() Snapshot { return s.published.Load().snap }
+
+func (s *Source) readStatus() Status {
 	v := s.deg.view()
-	return Status{Mode: s.mode(), Identity: v.identity, NodesForbidden: s.nodesForbidden(),
-		SlicesForbidden: s.slices.Forbidden(), DegradedErr: v.err}
+	return Status{Identity: v.identity, NodesForbidden: s.nodesForbidden(), SlicesForbidden: s.slices.Forbidden(), DegradedErr: v.err}
 }
 
-// Snapshot reads the stores.
-func (s *Source) Snapshot() Snapshot {
+// read reads the stores.
+func (s *Source) read() Snapshot {
 	snap := Snapshot{Mode: s.mode()}
 	switch snap.Mode {
 	case ModeWatch:
