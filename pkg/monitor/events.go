@@ -23,7 +23,7 @@ func (m *Monitor) onReload(ev haproxyctl.Event) {
 		m.metrics.SetConfigHash(sha(ev.Config))
 		m.metrics.Backends.WithLabelValues("configured").Set(float64(len(haproxycfg.Servers(ev.Config))))
 		m.health.setOnDisk(true)
-		m.configOnDisk = true
+		m.mem.haveConfig = true
 		m.health.applied(nil, "")
 		if ev.Err != nil {
 			m.metrics.ConfigFailures.WithLabelValues(ev.Stage).Inc()

@@ -45,9 +45,7 @@ type Monitor struct {
 	applied      []lbconfig.Backend // backends of the last configuration handed to the controller
 	handed       []byte             // that configuration
 	drain        []string           // the servers it was asked to drain
-	configOnDisk bool               // a non-empty configuration was on disk at start or written since
-	seenReady    map[string]bool    // addresses seen ready in the kubernetes EndpointSlice
-	names        []lbconfig.Backend // name memory for degraded discovery (lbconfig.RememberNames)
+	mem          memory             // what the desired state depends on besides a snapshot
 	lastSkips    string
 	lastStatus   discovery.Status
 	unverifiable bool // said once that reloads cannot be confirmed
@@ -96,10 +94,9 @@ func New(cfg Config) (*Monitor, error) {
 	}
 	m := &Monitor{
 		cfg: cfg, log: cfg.Log, renderer: r, templateText: text, metrics: metrics.New(), health: newHealth(),
-		reread:    make(chan struct{}, 1),
-		file:      &apply.File{Path: cfg.ConfigPath},
-		debounce:  debouncer{quiet: cfg.Debounce, max: cfg.MaxDebounce},
-		seenReady: map[string]bool{},
+		reread:   make(chan struct{}, 1),
+		file:     &apply.File{Path: cfg.ConfigPath},
+		debounce: debouncer{quiet: cfg.Debounce, max: cfg.MaxDebounce},
 	}
 	if cfg.HAProxyBinary != "" {
 		m.file.Validate = apply.HAProxyCheck(cfg.HAProxyBinary, 10*time.Second)
@@ -129,11 +126,11 @@ func New(cfg Config) (*Monitor, error) {
 	if old, err := m.file.Read(); err == nil && len(old) > 0 {
 		m.metrics.SetConfigHash(sha(old))
 		m.health.setOnDisk(true)
-		m.configOnDisk = true
+		m.mem.haveConfig = true
 		// The names the servers have on disk, so degraded discovery (which
 		// sees only addresses) keeps them.
 		for _, s := range haproxycfg.Servers(old) {
-			m.names = append(m.names, lbconfig.Backend{Host: s.Name, Address: s.Address, Port: s.Port})
+			m.mem.names = append(m.mem.names, lbconfig.Backend{Host: s.Name, Address: s.Address, Port: s.Port})
 		}
 	}
 	return m, nil

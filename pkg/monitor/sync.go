@@ -3,6 +3,7 @@ package monitor
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -16,6 +17,61 @@ import (
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/lbconfig"
 )
 
+// memory is what the monitor remembers between syncs that the desired
+// state depends on.
+type memory struct {
+	// names are the names servers had, for degraded discovery, which sees
+	// only addresses.
+	names []lbconfig.Backend
+	// seenReady are the addresses seen ready in the kubernetes
+	// EndpointSlice: only a server once seen there is drained when it
+	// leaves.
+	seenReady map[string]bool
+	// haveConfig: a configuration was handed to the controller or found on
+	// disk, so zero members keep it rather than replace it.
+	haveConfig bool
+}
+
+// desiredState is what one snapshot asks haproxy to serve.
+type desiredState struct {
+	cfg     lbconfig.LBConfig
+	skipped []lbconfig.Skipped
+	// keep: zero usable members while a configuration exists; it stays.
+	keep  bool
+	drain []string
+	// next is the memory after this snapshot.
+	next memory
+}
+
+// desired computes the desired state from one snapshot and the monitor's
+// memory: pure (memory is not changed; the new one is returned).
+func desired(snap discovery.Snapshot, mem memory, opts lbconfig.Options) desiredState {
+	nodes := snap.Nodes
+	if snap.Mode == discovery.ModeDegraded {
+		nodes = lbconfig.APIServerNodes(snap.APIServers, snap.Self, mem.names)
+	}
+	d := desiredState{next: mem}
+	d.cfg, d.skipped = lbconfig.Build(nodes, opts)
+	if len(d.cfg.Backends) == 0 && mem.haveConfig {
+		// Zero members is far more likely a transient or broken view of
+		// the cluster than the truth; an empty backend list would take the
+		// API down on this node.
+		d.keep = true
+		return d
+	}
+	d.next.names = lbconfig.RememberNames(mem.names, d.cfg.Backends)
+	// Drains are known only while the slice watch is current.
+	if snap.SlicesCurrent && snap.Mode == discovery.ModeWatch {
+		d.drain = lbconfig.Draining(d.cfg.Backends, snap.APIEndpoints, mem.seenReady)
+		d.next.seenReady = maps.Clone(mem.seenReady)
+		if d.next.seenReady == nil {
+			d.next.seenReady = map[string]bool{}
+		}
+		lbconfig.SeenReady(d.next.seenReady, snap.APIEndpoints)
+	}
+	return d
+}
+
 // sync computes the configuration from the caches and hands it to the
 // reload controller, which owns writing it, getting haproxy to serve it and
 // every retry. It reports whether it handed over a change: a configuration
@@ -27,27 +83,18 @@ func (m *Monitor) sync(eventAt time.Time) (changed bool) {
 	if snap.Mode == discovery.ModeNone {
 		return false // no source answers any more; keep what is on disk
 	}
-	nodes := snap.Nodes
-	if snap.Mode == discovery.ModeDegraded {
-		nodes = lbconfig.APIServerNodes(snap.APIServers, snap.Self, m.names)
-	}
-	opts := m.lbOptions()
-	cfg, skipped := lbconfig.Build(nodes, opts)
-	m.logSkipped(skipped)
-	m.updateEndpoints(cfg.Backends, snap.APIEndpoints)
-	m.metrics.Backends.WithLabelValues("skipped").Set(float64(len(skipped)))
-
-	if len(cfg.Backends) == 0 && (m.handed != nil || m.configOnDisk) {
-		// Zero members is far more likely a transient or broken view of
-		// the cluster than the truth; an empty backend list would take the
-		// API down on this node.
-		m.log.WithFields(logrus.Fields{"nodes": len(nodes), "discovery": snap.Mode}).Warn("no usable control-plane backend; keeping the configuration on disk")
+	d := desired(snap, m.mem, m.lbOptions())
+	m.logSkipped(d.skipped)
+	m.updateEndpoints(d.cfg.Backends, snap.APIEndpoints)
+	m.metrics.Backends.WithLabelValues("skipped").Set(float64(len(d.skipped)))
+	if d.keep {
+		m.log.WithFields(logrus.Fields{"nodes": len(snap.Nodes) + len(snap.APIServers), "discovery": snap.Mode}).
+			Warn("no usable control-plane backend; keeping the configuration on disk")
 		m.health.setBackends(0)
 		m.health.applied(nil, "kept last configuration: no backends")
 		return false
 	}
-
-	data, err := m.renderer.Render(lbconfig.TemplateData{LBConfig: cfg})
+	data, err := m.renderer.Render(lbconfig.TemplateData{LBConfig: d.cfg})
 	if err != nil {
 		// The template renders again with the next change or a new
 		// template; the file on disk stays.
@@ -56,37 +103,25 @@ func (m *Monitor) sync(eventAt time.Time) (changed bool) {
 		m.log.WithError(err).Error("rendering the configuration; keeping the one on disk")
 		return false
 	}
-	m.health.setBackends(len(cfg.Backends))
-	drain := m.draining(cfg.Backends, snap)
-	changed = !bytes.Equal(data, m.handed) || !slices.Equal(drain, m.drain)
+	m.health.setBackends(len(d.cfg.Backends))
+	changed = !bytes.Equal(data, m.handed) || !slices.Equal(d.drain, m.drain)
 	if !bytes.Equal(data, m.handed) {
-		added, removed := diffBackends(m.applied, cfg.Backends)
+		added, removed := diffBackends(m.applied, d.cfg.Backends)
 		if m.handed != nil || len(added)+len(removed) > 0 {
 			m.log.WithFields(logrus.Fields{
-				"backends": backendList(cfg.Backends),
+				"backends": backendList(d.cfg.Backends),
 				"added":    backendList(added),
 				"removed":  backendList(removed),
 				"took":     time.Since(start).Round(time.Microsecond),
 			}).Info("haproxy configuration changed")
 		}
 	}
-	m.applied, m.handed, m.drain = cfg.Backends, data, drain
-	m.names = lbconfig.RememberNames(m.names, cfg.Backends)
+	m.applied, m.handed, m.drain, m.mem = d.cfg.Backends, data, d.drain, d.next
+	m.mem.haveConfig = true
 	// The controller compares with the file, writes, and gets haproxy to
 	// serve it; a file already current is only checked against haproxy.
-	m.haproxy.Serve(haproxyctl.Target{Config: data, EventAt: eventAt, Drain: drain})
+	m.haproxy.Serve(haproxyctl.Target{Config: data, EventAt: eventAt, Drain: d.drain})
 	return changed
-}
-
-// draining names the servers whose apiserver left the kubernetes
-// EndpointSlice; known only while the slice watch is current.
-func (m *Monitor) draining(backends []lbconfig.Backend, snap discovery.Snapshot) []string {
-	if !snap.SlicesCurrent || snap.Mode != discovery.ModeWatch {
-		return nil
-	}
-	d := lbconfig.Draining(backends, snap.APIEndpoints, m.seenReady)
-	lbconfig.SeenReady(m.seenReady, snap.APIEndpoints)
-	return d
 }
 
 func (m *Monitor) lbOptions() lbconfig.Options {
