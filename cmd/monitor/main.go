@@ -54,7 +54,7 @@ func newCommand() *cobra.Command {
 			log.SetLevel(lvl)
 			log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
 			cfg.Log = log
-			kubeclient.RouteErrors(log, 30*time.Second)
+			kubeclient.RouteErrors(log, 30*time.Second, nil)
 			cfg.KubeconfigPath, cfg.TemplatePath, cfg.ConfigPath = args[0], args[1], args[2]
 			cfg.VIPs, err = vipList(apiVIP, apiVIPs, log)
 			if err != nil {

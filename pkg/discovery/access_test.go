@@ -3,6 +3,7 @@ package discovery_test
 import (
 	"context"
 	"github.com/haproxy-monitor/haproxy-monitor/test/poll"
+	clocktesting "k8s.io/utils/clock/testing"
 	"reflect"
 	"testing"
 	"time"
@@ -135,18 +136,31 @@ func TestGrantRemovedWhileRunning(t *testing.T) {
 
 // Degraded mode's steady cost: per poll interval the Endpoints and the
 // permission probes of the three refused watches, at most four requests.
+// The intervals are ticks of a fake clock, each let run to its end.
 func TestDegradedRequestsPerInterval(t *testing.T) {
 	c := fakeapi.New("system:node:m1")
 	c.Deny["nodes"].Store(true)
 	c.Deny["endpointslices"].Store(true)
-	s := startSource(t, c)
+	fc := clocktesting.NewFakeClock(time.Unix(1000, 0))
+	s := discovery.New(clientset.New(c.Client), discovery.Options{PollInterval: time.Second, Clock: fc})
+	ctx, cancel := context.WithCancel(context.Background())
+	s.Start(ctx)
+	t.Cleanup(func() { cancel(); s.Shutdown() })
 	poll.Must(t, 10*time.Second, "degraded mode", func() bool { return s.Snapshot().Mode == discovery.ModeDegraded })
+	// The three refused watches wait for their first recheck.
+	poll.Must(t, 10*time.Second, "every ticker set", func() bool { return fc.Waiters() >= 4 })
+	// Each tick: the Endpoints read and the three watches' permission
+	// probes, four requests; waited for, not slept for.
 	before := len(c.Client.Actions())
-	const intervals = 20
-	time.Sleep(intervals * 50 * time.Millisecond) // the measurement window
+	const intervals = 10
+	for i := range intervals {
+		fc.Step(time.Second)
+		want := before + 4*(i+1)
+		poll.Until(2*time.Second, time.Millisecond, func() bool { return len(c.Client.Actions()) >= want })
+	}
 	got := len(c.Client.Actions()) - before
 	t.Logf("%d requests in %d intervals", got, intervals)
-	if got > 4*intervals+4 || got < intervals {
-		t.Fatalf("%d requests in %d poll intervals, want about 4 per interval", got, intervals)
+	if got > 4*intervals || got < intervals {
+		t.Fatalf("%d requests in %d poll intervals, want at least one and at most four per interval", got, intervals)
 	}
 }

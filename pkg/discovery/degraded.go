@@ -4,6 +4,7 @@ package discovery
 
 import (
 	"context"
+	"k8s.io/utils/clock"
 	"net"
 	"slices"
 	"sort"
@@ -27,6 +28,7 @@ const NodeUserPrefix = "system:node:"
 type degraded struct {
 	client   Client
 	interval time.Duration
+	clock    clock.WithTicker
 	changed  func()
 
 	wake chan struct{}
@@ -51,8 +53,8 @@ type degradedView struct {
 	err       error
 }
 
-func newDegraded(c Client, interval time.Duration, changed func()) *degraded {
-	return &degraded{client: c, interval: interval, changed: changed, wake: make(chan struct{}, 1)}
+func newDegraded(c Client, interval time.Duration, clk clock.WithTicker, changed func()) *degraded {
+	return &degraded{client: c, interval: interval, clock: clk, changed: changed, wake: make(chan struct{}, 1)}
 }
 
 // setActive starts or stops polling. Stopping forgets the answers: when the
@@ -87,14 +89,14 @@ func (d *degraded) lastContact() time.Time {
 }
 
 func (d *degraded) run(ctx context.Context) {
-	t := time.NewTicker(d.interval)
+	t := d.clock.NewTicker(d.interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-d.wake:
-		case <-t.C:
+		case <-t.C():
 		}
 		d.mu.Lock()
 		active := d.active

@@ -19,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
 
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/lbconfig"
 )
@@ -95,6 +96,8 @@ type Options struct {
 	// PollInterval is how often the degraded source is read, and how often
 	// a forbidden watch asks again whether it is allowed.
 	PollInterval time.Duration
+	// Clock ticks those intervals; nil: the real clock.
+	Clock clock.WithTicker
 }
 
 // Source watches the API and signals relevant changes. The stores, the
@@ -143,20 +146,23 @@ func New(client Client, opts Options) *Source {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 6 * time.Second
 	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
 	s := &Source{poke: make(chan struct{}, 1), changed: make(chan struct{}, 1)}
 	s.published.Store(&view{})
-	s.deg = newDegraded(client, opts.PollInterval, s.poked)
+	s.deg = newDegraded(client, opts.PollInterval, opts.Clock, s.poked)
 	// A label selector cannot OR two keys, so one watch per role label; the
 	// apiserver filters, so workers are never sent.
 	for _, label := range []string{MasterLabel, ControlPlaneLabel} {
 		store := newProjStore(projectNode(label), nodeEqual, s.poked)
 		s.nodeSt = append(s.nodeSt, store)
 		s.nodes = append(s.nodes, &guardedWatch{name: "nodes[" + label + "]", inner: client.Nodes(label),
-			typ: &corev1.Node{}, store: store, recheck: opts.PollInterval, changed: s.poked})
+			typ: &corev1.Node{}, store: store, recheck: opts.PollInterval, clock: opts.Clock, changed: s.poked})
 	}
 	s.sliceSt = newProjStore(projectSlice, slices.Equal[[]string], s.poked)
 	s.slices = &guardedWatch{name: "endpointslices[default/kubernetes]", inner: client.KubernetesSlices(),
-		typ: &discoveryv1.EndpointSlice{}, store: s.sliceSt, recheck: opts.PollInterval, changed: s.signal}
+		typ: &discoveryv1.EndpointSlice{}, store: s.sliceSt, recheck: opts.PollInterval, clock: opts.Clock, changed: s.poked}
 	return s
 }
 

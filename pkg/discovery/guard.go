@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"k8s.io/utils/clock"
 	"sync"
 	"time"
 
@@ -31,6 +32,7 @@ type guardedWatch struct {
 	typ     runtime.Object
 	store   syncStore
 	recheck time.Duration
+	clock   clock.WithTicker
 	// changed is called when the forbidden state flips or the store syncs.
 	changed func()
 
@@ -73,13 +75,13 @@ func (g *guardedWatch) run(ctx context.Context) {
 // waitAllowed probes with a one-item list every recheck until the answer is
 // anything but 403 (an unreachable API is the reflector's business).
 func (g *guardedWatch) waitAllowed(ctx context.Context) {
-	t := time.NewTicker(g.recheck)
+	t := g.clock.NewTicker(g.recheck)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 		pctx, cancel := context.WithTimeout(ctx, probeTimeout(g.recheck))
 		_, err := cache.ToListerWatcherWithContext(g.inner).ListWithContext(pctx, metav1.ListOptions{Limit: 1})

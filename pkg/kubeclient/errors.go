@@ -13,20 +13,24 @@ import (
 // list that was forbidden) to log instead of klog's stderr: the first at once,
 // then at most one per every, with the number held back meanwhile. An outage
 // retried every few seconds stays readable; a forbidden list still shows.
-func RouteErrors(log logrus.FieldLogger, every time.Duration) {
+// now is the clock (nil: time.Now).
+func RouteErrors(log logrus.FieldLogger, every time.Duration, now func() time.Time) {
+	if now == nil {
+		now = time.Now
+	}
 	var mu sync.Mutex
 	var last time.Time
 	held := 0
 	utilruntime.ErrorHandlers = []utilruntime.ErrorHandler{
 		func(_ context.Context, err error, msg string, _ ...interface{}) {
 			mu.Lock()
-			if !last.IsZero() && time.Since(last) < every {
+			if !last.IsZero() && now().Sub(last) < every {
 				held++
 				mu.Unlock()
 				return
 			}
 			n := held
-			last, held = time.Now(), 0
+			last, held = now(), 0
 			mu.Unlock()
 			e := log.WithError(err).WithField("source", "client-go")
 			if n > 0 {
