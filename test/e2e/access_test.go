@@ -12,10 +12,10 @@ import (
 )
 
 // cfgs reads every master's haproxy.cfg.
-func cfgs(t *testing.T) map[string]string {
+func (l *lab) cfgs(t *testing.T) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for _, m := range L.masters {
+	for _, m := range l.masters {
 		b, err := os.ReadFile(m.hap.CfgPath)
 		if err != nil {
 			t.Fatal(err)
@@ -25,27 +25,27 @@ func cfgs(t *testing.T) map[string]string {
 	return out
 }
 
-func reloads() map[string]int {
+func (l *lab) reloads() map[string]int {
 	out := map[string]int{}
-	for _, m := range L.masters {
+	for _, m := range l.masters {
 		out[m.name] = m.hap.ReloadsReceived()
 	}
 	return out
 }
 
 // waitReady waits until every master's /readyz says want (a prefix).
-func waitReady(t *testing.T, want string, timeout time.Duration) {
+func (l *lab) waitReady(t *testing.T, want string, timeout time.Duration) {
 	t.Helper()
 	var last string
 	if !harness.Poll(timeout, 100*time.Millisecond, func() bool {
 		for _, m := range masters {
-			if last = m + ": " + L.readyz(m); !strings.HasPrefix(last, m+": "+want) {
+			if last = m + ": " + l.readyz(m); !strings.HasPrefix(last, m+": "+want) {
 				return false
 			}
 		}
 		return true
 	}) {
-		t.Fatalf("/readyz never %q everywhere; last %q\n%s", want, last, L.diagnose())
+		t.Fatalf("/readyz never %q everywhere; last %q\n%s", want, last, l.diagnose())
 	}
 }
 
@@ -57,59 +57,59 @@ func waitReady(t *testing.T, want string, timeout time.Duration) {
 // apiservers keep. The configuration ends as it was (names kept), a monitor
 // restarted meanwhile starts degraded without touching it, and when the
 // grant returns the watches take over without a restart or a reload.
-func TestGrantRemovedAndApplied(t *testing.T) {
+func (l *lab) grantRemovedAndApplied(t *testing.T) {
 	ctx := context.Background()
-	waitReady(t, "200 ok", 30*time.Second)
-	before := cfgs(t)
+	l.waitReady(t, "200 ok", 30*time.Second)
+	before := l.cfgs(t)
 	// GET /version, as in the other scenarios that stop apiservers
 	// gracefully (10, 11): a stopping apiserver answers /readyz with 500
 	// for its shutdown delay while it serves every real request, and
 	// without the EndpointSlice grant nothing drains it (haproxy's checks
 	// take it out after two failed ones). With /readyz this scenario
 	// measured 2-42 failed, all of them those 500s.
-	ld := L.startLoadPath(t, "rbac", "/version")
-	if err := harness.RemoveRBAC(ctx, L.client); err != nil {
+	ld := l.startLoadPath(t, "rbac", "/version")
+	if err := harness.RemoveRBAC(ctx, l.client); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = harness.ApplyRBAC(ctx, L.client) })
-	for _, api := range L.cp.APIServers {
-		L.cp.StopAPIServer(api)
-		if err := L.cp.StartAPIServer(ctx, api); err != nil {
+	t.Cleanup(func() { _ = harness.ApplyRBAC(ctx, l.client) })
+	for _, api := range l.cp.APIServers {
+		l.cp.StopAPIServer(api)
+		if err := l.cp.StartAPIServer(ctx, api); err != nil {
 			t.Fatal(err)
 		}
-		waitServing(t, 60*time.Second, masters...)
+		l.waitServing(t, 60*time.Second, masters...)
 	}
-	waitReady(t, "200 ok: degraded discovery: system:node:", 60*time.Second)
-	if !harness.Poll(30*time.Second, 100*time.Millisecond, func() bool { return fmt.Sprint(cfgs(t)) == fmt.Sprint(before) }) {
-		t.Fatalf("degraded discovery did not settle on the configuration the watches had:\nbefore %v\nnow %v", before, cfgs(t))
+	l.waitReady(t, "200 ok: degraded discovery: system:node:", 60*time.Second)
+	if !harness.Poll(30*time.Second, 100*time.Millisecond, func() bool { return fmt.Sprint(l.cfgs(t)) == fmt.Sprint(before) }) {
+		t.Fatalf("degraded discovery did not settle on the configuration the watches had:\nbefore %v\nnow %v", before, l.cfgs(t))
 	}
 
-	m0 := L.master("m0")
-	settled := reloads()
+	m0 := l.master("m0")
+	settled := l.reloads()
 	m0.mon.Stop(10 * time.Second)
-	if err := L.startMonitor(m0); err != nil {
+	if err := l.startMonitor(m0); err != nil {
 		t.Fatal(err)
 	}
-	waitReady(t, "200 ok: degraded discovery: system:node:", 60*time.Second)
+	l.waitReady(t, "200 ok: degraded discovery: system:node:", 60*time.Second)
 
-	if err := harness.ApplyRBAC(ctx, L.client); err != nil {
+	if err := harness.ApplyRBAC(ctx, l.client); err != nil {
 		t.Fatal(err)
 	}
 	if !harness.Poll(60*time.Second, 100*time.Millisecond, func() bool {
 		for _, m := range masters {
-			if L.readyz(m) != "200 ok" {
+			if l.readyz(m) != "200 ok" {
 				return false
 			}
 		}
 		return true
 	}) {
-		t.Fatalf("the watches did not take over\n%s", L.diagnose())
+		t.Fatalf("the watches did not take over\n%s", l.diagnose())
 	}
 	r := ld.stop(t)
-	after := reloads()
-	L.record(t, "9", "grant removed (apiservers restarted in turn) and applied again", r,
+	after := l.reloads()
+	l.record(t, "9", "grant removed (apiservers restarted in turn) and applied again", r,
 		"degraded then watching again; cfg and reload count unchanged by either switch")
-	if fmt.Sprint(cfgs(t)) != fmt.Sprint(before) || fmt.Sprint(after) != fmt.Sprint(settled) {
+	if fmt.Sprint(l.cfgs(t)) != fmt.Sprint(before) || fmt.Sprint(after) != fmt.Sprint(settled) {
 		t.Fatalf("switching sources changed something: reloads %v → %v", settled, after)
 	}
 	// The failures are the three apiserver restarts' (in-flight requests,

@@ -98,17 +98,14 @@ func TestBaselineLab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ours := L
-	L = lb
-	defer func() { L = ours }()
-	t.Run("steady", TestSteadyState)
-	t.Run("kill-apiserver", TestKillAPIServer)
-	t.Run("kill-haproxy", TestKillHAProxyOnHolder)
-	t.Run("cut-link", TestCutHolderLink)
-	t.Run("haproxy-restart", TestHAProxyRestartOnHolder)
-	t.Run("rolling-restart", TestRollingRestart)
-	t.Run("monitor-killed", TestMonitorKilledThenHAProxy)
-	t.Run("control-plane-dies", TestHolderControlPlaneDies)
+	t.Run("steady", lb.steadyState)
+	t.Run("kill-apiserver", lb.killAPIServer)
+	t.Run("kill-haproxy", lb.killHAProxy)
+	t.Run("cut-link", lb.cutLink)
+	t.Run("haproxy-restart", lb.haproxyRestart)
+	t.Run("rolling-restart", lb.rollingRestart)
+	t.Run("monitor-killed", lb.monitorKilledThenHAProxy)
+	t.Run("control-plane-dies", lb.holderControlPlaneDies)
 }
 
 // baselineText explains the baseline columns, when they were measured.

@@ -131,9 +131,6 @@ type kubeadmLab struct {
 	caHash   string
 }
 
-// K is the kubeadm lab while TestKubeadmLab runs.
-var K *kubeadmLab
-
 func (k *kubeadmLab) node(name string) *harness.KubeadmNode { return k.nodes[name] }
 
 func randomHex(n int) string {
@@ -506,20 +503,18 @@ func TestKubeadmLab(t *testing.T) {
 		}
 		t.Fatal(err)
 	}
-	K = k
-	defer func() { K = nil }()
-	if !t.Run("bootstrap", kubeadmBootstrap) {
+	if !t.Run("bootstrap", k.kubeadmBootstrap) {
 		return
 	}
-	t.Run("upgrade-apiservers", kubeadmUpgradeAPIServers)
-	t.Run("leaders-killed", kubeadmLeadersKilled)
-	t.Run("kubelet-stopped", kubeadmKubeletStopped)
-	t.Run("reset-and-rejoin", kubeadmResetAndRejoin)
-	t.Run("reboot", kubeadmReboot)
+	t.Run("upgrade-apiservers", k.kubeadmUpgradeAPIServers)
+	t.Run("leaders-killed", k.kubeadmLeadersKilled)
+	t.Run("kubelet-stopped", k.kubeadmKubeletStopped)
+	t.Run("reset-and-rejoin", k.kubeadmResetAndRejoin)
+	t.Run("reboot", k.kubeadmReboot)
 	// Last: it leaves the worker draining in every haproxy for
 	// --removal-grace, which the teardown need not wait out; and by then
 	// the first rotated certificates have long expired.
-	t.Run("certificate-rotation", kubeadmCertRotation)
+	t.Run("certificate-rotation", k.kubeadmCertRotation)
 }
 
 // healthy waits until every master in names has its haproxy serving exactly
@@ -560,14 +555,14 @@ func podReady(p *corev1.Pod) bool {
 // annotation changes, as the image tag would), and the kubelet replaces the
 // pod, under load: the apiserver stops on SIGTERM, haproxy's retries move
 // refused connections to the others and its checks take it out and back.
-func kubeadmUpgradeAPIServers(t *testing.T) {
+func (k *kubeadmLab) kubeadmUpgradeAPIServers(t *testing.T) {
 	ctx := context.Background()
-	K.healthy(t, time.Minute, kubeadmMasters...)
-	ld := K.startLoad(t, "upgrade")
+	k.healthy(t, time.Minute, kubeadmMasters...)
+	ld := k.startLoad(t, "upgrade")
 	time.Sleep(2 * time.Second) // load running before the first change
 	var took []string
 	for i, name := range kubeadmMasters {
-		path := K.node(name).HostPath("/etc/kubernetes/manifests/kube-apiserver.yaml")
+		path := k.node(name).HostPath("/etc/kubernetes/manifests/kube-apiserver.yaml")
 		b, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
@@ -590,7 +585,7 @@ func kubeadmUpgradeAPIServers(t *testing.T) {
 		var drained time.Duration
 		if !harness.Poll(time.Minute, 10*time.Millisecond, func() bool {
 			for _, m := range kubeadmMasters {
-				s, err := K.node(m).Servers()
+				s, err := k.node(m).Servers()
 				if err != nil || !s[name].Draining() {
 					return false
 				}
@@ -598,21 +593,21 @@ func kubeadmUpgradeAPIServers(t *testing.T) {
 			drained = time.Since(start)
 			return true
 		}) {
-			t.Fatalf("not every haproxy drained %s after its manifest changed\n%s", name, K.diagnose())
+			t.Fatalf("not every haproxy drained %s after its manifest changed\n%s", name, k.diagnose())
 		}
 		if !harness.Poll(3*time.Minute, 200*time.Millisecond, func() bool {
-			p, err := K.mirrorPod(ctx, "kube-apiserver", name)
+			p, err := k.mirrorPod(ctx, "kube-apiserver", name)
 			return err == nil && p.Annotations["lab.haproxy-monitor/revision"] == rev && podReady(p)
 		}) {
-			t.Fatalf("the new kube-apiserver pod on %s is not Ready\n%s", name, K.diagnose())
+			t.Fatalf("the new kube-apiserver pod on %s is not Ready\n%s", name, k.diagnose())
 		}
-		K.healthy(t, 2*time.Minute, kubeadmMasters...)
+		k.healthy(t, 2*time.Minute, kubeadmMasters...)
 		took = append(took, fmt.Sprintf("%s drained after %v, back after %v", name,
 			drained.Round(10*time.Millisecond), time.Since(start).Round(100*time.Millisecond)))
 	}
 	time.Sleep(2 * time.Second) // load on past the last one
 	r := ld.stop(t)
-	K.record(t, "B2", "kube-apiserver manifests rewritten in turn (kubeadm upgrade's way)", r,
+	k.record(t, "B2", "kube-apiserver manifests rewritten in turn (kubeadm upgrade's way)", r,
 		fmt.Sprintf("shutdown delay %s; every apiserver replaced by its kubelet, drained in every haproxy from the manifest's change, back in every haproxy: %s",
 			apiserverShutdownDelay(), strings.Join(took, "; ")))
 	// With the shutdown delay every haproxy has drained the apiserver before
@@ -636,32 +631,32 @@ func (k *kubeadmLab) leaseHolder(ctx context.Context, name string) string {
 // default lease, 15 s). kubeadm points both at their local apiserver
 // (controller-manager.conf and scheduler.conf), not at the VIP: the API
 // load through the VIP goes on meanwhile.
-func kubeadmLeadersKilled(t *testing.T) {
+func (k *kubeadmLab) kubeadmLeadersKilled(t *testing.T) {
 	ctx := context.Background()
-	K.healthy(t, time.Minute, kubeadmMasters...)
-	ld := K.startLoad(t, "leaders")
+	k.healthy(t, time.Minute, kubeadmMasters...)
+	ld := k.startLoad(t, "leaders")
 	var notes []string
 	for _, lease := range []string{"kube-controller-manager", "kube-scheduler"} {
-		old := K.leaseHolder(ctx, lease)
+		old := k.leaseHolder(ctx, lease)
 		node, _, _ := strings.Cut(old, "_")
-		if K.node(node) == nil {
+		if k.node(node) == nil {
 			t.Fatalf("lease %s held by %q: not a lab node", lease, old)
 		}
 		start := time.Now()
-		if err := K.node(node).KillContainer(lease); err != nil {
+		if err := k.node(node).KillContainer(lease); err != nil {
 			t.Fatal(err)
 		}
 		var now string
 		if !harness.Poll(2*time.Minute, 100*time.Millisecond, func() bool {
-			now = K.leaseHolder(ctx, lease)
+			now = k.leaseHolder(ctx, lease)
 			return now != "" && now != old
 		}) {
-			t.Fatalf("lease %s still held by %q\n%s", lease, old, K.diagnose())
+			t.Fatalf("lease %s still held by %q\n%s", lease, old, k.diagnose())
 		}
 		notes = append(notes, fmt.Sprintf("%s: %s → %s after %v", lease, node, strings.SplitN(now, "_", 2)[0], time.Since(start).Round(100*time.Millisecond)))
 	}
 	r := ld.stop(t)
-	K.record(t, "B3", "controller-manager and scheduler leaders killed", r, "new leaders: "+strings.Join(notes, "; "))
+	k.record(t, "B3", "controller-manager and scheduler leaders killed", r, "new leaders: "+strings.Join(notes, "; "))
 	bound(t, r, 0, 0)
 }
 
@@ -669,26 +664,26 @@ func kubeadmLeadersKilled(t *testing.T) {
 // (node-monitor-grace-period 20 s in the lab) marks its Node NotReady, then
 // started again: its apiserver goes on serving, so every haproxy keeps all
 // three; the worker stays Ready throughout.
-func kubeadmKubeletStopped(t *testing.T) {
+func (k *kubeadmLab) kubeadmKubeletStopped(t *testing.T) {
 	ctx := context.Background()
-	K.healthy(t, time.Minute, kubeadmMasters...)
+	k.healthy(t, time.Minute, kubeadmMasters...)
 	name := kubeadmMasters[1]
-	ld := K.startLoad(t, "kubelet-stopped")
+	ld := k.startLoad(t, "kubelet-stopped")
 	var workerNotReady, dropped []string
 	watch := func() {
-		if len(K.nodesNotReady(ctx, kubeadmWorker)) > 0 {
+		if len(k.nodesNotReady(ctx, kubeadmWorker)) > 0 {
 			workerNotReady = append(workerNotReady, time.Now().Format(time.StampMilli))
 		}
 		for _, m := range kubeadmMasters {
-			if !K.node(m).ServersUp(kubeadmMasters...) {
+			if !k.node(m).ServersUp(kubeadmMasters...) {
 				dropped = append(dropped, m)
 			}
 		}
 	}
-	K.node(name).StopKubelet()
+	k.node(name).StopKubelet()
 	start := time.Now()
-	if !harness.Poll(2*time.Minute, 500*time.Millisecond, func() bool { watch(); return len(K.nodesNotReady(ctx, name)) == 1 }) {
-		t.Fatalf("%s not NotReady after its kubelet stopped\n%s", name, K.diagnose())
+	if !harness.Poll(2*time.Minute, 500*time.Millisecond, func() bool { watch(); return len(k.nodesNotReady(ctx, name)) == 1 }) {
+		t.Fatalf("%s not NotReady after its kubelet stopped\n%s", name, k.diagnose())
 	}
 	notReadyAfter := time.Since(start)
 	// A while NotReady: what each haproxy does then.
@@ -697,12 +692,12 @@ func kubeadmKubeletStopped(t *testing.T) {
 		watch()
 		time.Sleep(500 * time.Millisecond)
 	}
-	K.node(name).EnableKubelet()
-	if !harness.Poll(2*time.Minute, 500*time.Millisecond, func() bool { watch(); return len(K.nodesNotReady(ctx, name)) == 0 }) {
-		t.Fatalf("%s not Ready again\n%s", name, K.diagnose())
+	k.node(name).EnableKubelet()
+	if !harness.Poll(2*time.Minute, 500*time.Millisecond, func() bool { watch(); return len(k.nodesNotReady(ctx, name)) == 0 }) {
+		t.Fatalf("%s not Ready again\n%s", name, k.diagnose())
 	}
 	r := ld.stop(t)
-	K.record(t, "B4", "a master's kubelet stopped until its Node was NotReady, then started", r,
+	k.record(t, "B4", "a master's kubelet stopped until its Node was NotReady, then started", r,
 		fmt.Sprintf("NotReady after %v; every haproxy kept all three; the worker stayed Ready", notReadyAfter.Round(time.Second)))
 	if len(dropped) > 0 {
 		t.Errorf("haproxy dropped a server while %s was NotReady, on %v", name, dropped)
@@ -717,68 +712,68 @@ func kubeadmKubeletStopped(t *testing.T) {
 // each control-plane node, kubeadm init on the first, the RBAC applied,
 // the others joined as control planes, the worker joined; then three Ready
 // control planes, every haproxy serving all three, the worker Ready.
-func kubeadmBootstrap(t *testing.T) {
+func (k *kubeadmLab) kubeadmBootstrap(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	first := kubeadmMasters[0]
 	// A wrong interface and a VIP outside the interface's subnet are refused
 	// before anything is written (the later flag wins).
 	for _, bad := range [][]string{{"-interface", "eth9"}, {"-vips", "198.18.77.100"}} {
-		out, err := K.nodeSetup(ctx, first, bad...)
+		out, err := k.nodeSetup(ctx, first, bad...)
 		if err == nil || !strings.Contains(out, bad[1]) {
 			t.Fatalf("node-setup %v: %v\n%s", bad, err, out)
 		}
-		if entries, _ := os.ReadDir(K.node(first).HostPath("/etc/kubernetes/manifests")); len(entries) > 0 {
+		if entries, _ := os.ReadDir(k.node(first).HostPath("/etc/kubernetes/manifests")); len(entries) > 0 {
 			t.Fatalf("node-setup %v refused but left %d files in /etc/kubernetes/manifests", bad, len(entries))
 		}
 	}
 	// So is a VIP another host has: here the client's namespace takes it
 	// for a moment, as a forgotten address on another machine would.
-	mac, err := K.net.Run("c", "cat", "/sys/class/net/eth0/address")
+	mac, err := k.net.Run("c", "cat", "/sys/class/net/eth0/address")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := K.net.Run("c", "ip", "addr", "add", kubeadmVIP+"/24", "dev", "eth0"); err != nil {
+	if out, err := k.net.Run("c", "ip", "addr", "add", kubeadmVIP+"/24", "dev", "eth0"); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	out, err := K.nodeSetup(ctx, first)
-	if o, err := K.net.Run("c", "ip", "addr", "del", kubeadmVIP+"/24", "dev", "eth0"); err != nil {
+	out, err := k.nodeSetup(ctx, first)
+	if o, err := k.net.Run("c", "ip", "addr", "del", kubeadmVIP+"/24", "dev", "eth0"); err != nil {
 		t.Fatalf("%v: %s", err, o)
 	}
 	if want := "VIP " + kubeadmVIP + " is in use on eth0: " + strings.TrimSpace(mac) + " answers"; err == nil || !strings.Contains(out, want) {
 		t.Fatalf("node-setup with the VIP on another host: %v, want %q\n%s", err, want, out)
 	}
-	if entries, _ := os.ReadDir(K.node(first).HostPath("/etc/kubernetes/manifests")); len(entries) > 0 {
+	if entries, _ := os.ReadDir(k.node(first).HostPath("/etc/kubernetes/manifests")); len(entries) > 0 {
 		t.Fatalf("node-setup refused a VIP in use but left %d files in /etc/kubernetes/manifests", len(entries))
 	}
-	kubeadmVIPUnreachable(ctx, t, first)
+	k.kubeadmVIPUnreachable(ctx, t, first)
 	// kubeadm's retries are counted from here on.
 	logStart := map[string]int64{}
 	for _, name := range append(append([]string{}, kubeadmMasters...), kubeadmWorker) {
-		if st, err := os.Stat(filepath.Join(K.node(name).Dir, "kubeadm.log")); err == nil {
+		if st, err := os.Stat(filepath.Join(k.node(name).Dir, "kubeadm.log")); err == nil {
 			logStart[name] = st.Size()
 		}
 	}
 	// The README's order: the set-up command on a node right before
 	// kubeadm runs there.
-	if out, err := K.nodeSetup(ctx, first); err != nil {
+	if out, err := k.nodeSetup(ctx, first); err != nil {
 		t.Fatalf("node-setup on %s: %v\n%s", first, err, out)
 	}
-	cfg, err := K.initConfig(first, "")
+	cfg, err := k.initConfig(first, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	out, err = K.node(first).Kubeadm(ctx, "init", "--config", cfg, "--upload-certs")
+	out, err = k.node(first).Kubeadm(ctx, "init", "--config", cfg, "--upload-certs")
 	if err != nil {
-		t.Fatalf("kubeadm init: %v\n%s\n%s", err, out, K.diagnose())
+		t.Fatalf("kubeadm init: %v\n%s\n%s", err, out, k.diagnose())
 	}
 	initTook := time.Since(start)
 	t.Logf("kubeadm init took %v", initTook.Round(100*time.Millisecond))
-	if err := K.readCA(); err != nil {
+	if err := k.readCA(); err != nil {
 		t.Fatal(err)
 	}
-	if err := K.adminClient(); err != nil {
+	if err := k.adminClient(); err != nil {
 		t.Fatal(err)
 	}
 	// The README's next step, as a user runs it: kubectl apply through the
@@ -789,15 +784,15 @@ func kubeadmBootstrap(t *testing.T) {
 	attempts := 0
 	if !harness.Poll(time.Minute, time.Second, func() bool {
 		attempts++
-		out, err = K.kubectl(ctx, "apply", "-f", filepath.Join(repoRoot(), "manifests", "rbac.yaml"))
+		out, err = k.kubectl(ctx, "apply", "-f", filepath.Join(repoRoot(), "manifests", "rbac.yaml"))
 		return err == nil
 	}) {
-		t.Fatalf("kubectl apply rbac: %v\n%s\n%s", err, out, K.diagnose())
+		t.Fatalf("kubectl apply rbac: %v\n%s\n%s", err, out, k.diagnose())
 	}
 	vipWait := time.Since(t0)
 	t.Logf("kubectl apply of the RBAC took %d attempts, %v", attempts, vipWait.Round(100*time.Millisecond))
 	// From here clients use the API through the VIP while the cluster grows.
-	ld := K.startLoad(t, "bootstrap")
+	ld := k.startLoad(t, "bootstrap")
 	// With the first node holding the VIP, the set-up command on the next
 	// sees its adverts: another -auth-pass, or other -vips on the same
 	// virtual router id, are refused before anything is written.
@@ -809,49 +804,49 @@ func kubeadmBootstrap(t *testing.T) {
 		{[]string{"-auth-pass", "other"}, "with another -auth-pass"},
 		{[]string{"-vips", "198.19.16.101"}, "another VRRP group uses this router id"},
 	} {
-		out, err := K.nodeSetup(ctx, second, bad.args...)
+		out, err := k.nodeSetup(ctx, second, bad.args...)
 		if err == nil || !strings.Contains(out, bad.want) {
 			t.Fatalf("node-setup %v beside the first node's keepalived: %v, want %q\n%s", bad.args, err, bad.want, out)
 		}
-		if entries, _ := os.ReadDir(K.node(second).HostPath("/etc/kubernetes/manifests")); len(entries) > 0 {
+		if entries, _ := os.ReadDir(k.node(second).HostPath("/etc/kubernetes/manifests")); len(entries) > 0 {
 			t.Fatalf("node-setup %v refused but left %d files in /etc/kubernetes/manifests", bad.args, len(entries))
 		}
 	}
 	for _, name := range kubeadmMasters[1:] {
-		if out, err := K.nodeSetup(ctx, name); err != nil {
+		if out, err := k.nodeSetup(ctx, name); err != nil {
 			t.Fatalf("node-setup on %s: %v\n%s", name, err, out)
 		}
-		cfg, err := K.joinConfig(name, true)
+		cfg, err := k.joinConfig(name, true)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t0 := time.Now()
-		if out, err := K.node(name).Kubeadm(ctx, "join", "--config", cfg); err != nil {
-			t.Fatalf("kubeadm join %s: %v\n%s\n%s", name, err, out, K.diagnose())
+		if out, err := k.node(name).Kubeadm(ctx, "join", "--config", cfg); err != nil {
+			t.Fatalf("kubeadm join %s: %v\n%s\n%s", name, err, out, k.diagnose())
 		}
 		t.Logf("kubeadm join %s (control plane) took %v", name, time.Since(t0).Round(100*time.Millisecond))
 	}
-	cfg, err = K.joinConfig(kubeadmWorker, false)
+	cfg, err = k.joinConfig(kubeadmWorker, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t0 = time.Now()
-	if out, err := K.node(kubeadmWorker).Kubeadm(ctx, "join", "--config", cfg); err != nil {
-		t.Fatalf("kubeadm join %s: %v\n%s\n%s", kubeadmWorker, err, out, K.diagnose())
+	if out, err := k.node(kubeadmWorker).Kubeadm(ctx, "join", "--config", cfg); err != nil {
+		t.Fatalf("kubeadm join %s: %v\n%s\n%s", kubeadmWorker, err, out, k.diagnose())
 	}
 	t.Logf("kubeadm join %s (worker) took %v", kubeadmWorker, time.Since(t0).Round(100*time.Millisecond))
 	all := append(append([]string{}, kubeadmMasters...), kubeadmWorker)
 	var notReady, notServing []string
 	if !harness.Poll(5*time.Minute, 500*time.Millisecond, func() bool {
-		notReady, notServing = K.nodesNotReady(ctx, all...), K.notServing(kubeadmMasters...)
-		return len(notReady) == 0 && len(notServing) == 0 && K.holder() != ""
+		notReady, notServing = k.nodesNotReady(ctx, all...), k.notServing(kubeadmMasters...)
+		return len(notReady) == 0 && len(notServing) == 0 && k.holder() != ""
 	}) {
-		t.Fatalf("not Ready: %v; haproxy not serving all three: %v\n%s", notReady, notServing, K.diagnose())
+		t.Fatalf("not Ready: %v; haproxy not serving all three: %v\n%s", notReady, notServing, k.diagnose())
 	}
 	took := time.Since(start)
-	dns, err := K.coreDNS(ctx)
+	dns, err := k.coreDNS(ctx)
 	if err != nil {
-		t.Fatalf("CoreDNS: %v\n%s", err, K.diagnose())
+		t.Fatalf("CoreDNS: %v\n%s", err, k.diagnose())
 	}
 	r := ld.stop(t)
 	// The monitors on the joining nodes waited for the kubelet's TLS
@@ -859,7 +854,7 @@ func kubeadmBootstrap(t *testing.T) {
 	for _, name := range kubeadmMasters {
 		var p *corev1.Pod
 		if !harness.Poll(time.Minute, 200*time.Millisecond, func() bool {
-			p, err = K.mirrorPod(ctx, "haproxy", name)
+			p, err = k.mirrorPod(ctx, "haproxy", name)
 			return err == nil && podReady(p)
 		}) {
 			t.Fatalf("mirror pod haproxy-%s: %v", name, err)
@@ -872,10 +867,10 @@ func kubeadmBootstrap(t *testing.T) {
 	}
 	retries := 0
 	for _, name := range all {
-		b, _ := os.ReadFile(filepath.Join(K.node(name).Dir, "kubeadm.log"))
+		b, _ := os.ReadFile(filepath.Join(k.node(name).Dir, "kubeadm.log"))
 		retries += strings.Count(string(b[min(logStart[name], int64(len(b))):]), "retrying")
 	}
-	K.record(t, "B1", "bootstrap: kubeadm init, two control planes and a worker joined through the VIP", r,
+	k.record(t, "B1", "bootstrap: kubeadm init, two control planes and a worker joined through the VIP", r,
 		fmt.Sprintf("up %v after kubeadm init began (init %v); 4 kubeadm runs, none repeated; kubeadm's own retries: %d; the RBAC applied through the VIP at attempt %d, %v after init returned; %s",
 			took.Round(time.Second), initTook.Round(100*time.Millisecond), retries, attempts, vipWait.Round(100*time.Millisecond), dns))
 	// Measured: the first attempt or the second (0-1 s).
@@ -929,30 +924,30 @@ func (k *kubeadmLab) coreDNS(ctx context.Context) (string, error) {
 // join's discovery. Our files stay whole (each written complete, nothing
 // half-made beside them), and kubeadm reset, as a user would run it,
 // leaves both nodes ready for the real bootstrap.
-func kubeadmVIPUnreachable(ctx context.Context, t *testing.T, first string) {
+func (k *kubeadmLab) kubeadmVIPUnreachable(ctx context.Context, t *testing.T, first string) {
 	t.Helper()
-	n := K.node(first)
+	n := k.node(first)
 	vip := net.JoinHostPort(kubeadmVIP, "6443")
-	if out, err := K.nodeSetup(ctx, first, "-image", "localhost/haproxy-monitor:not-here"); err != nil {
+	if out, err := k.nodeSetup(ctx, first, "-image", "localhost/haproxy-monitor:not-here"); err != nil {
 		t.Fatalf("node-setup on %s: %v\n%s", first, err, out)
 	}
-	cfg, err := K.initConfig(first, "")
+	cfg, err := k.initConfig(first, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if out, err := n.Kubeadm(ctx, "init", "--config", cfg, "--upload-certs"); err != nil {
 		t.Fatalf("kubeadm init with the VIP unreachable: %v (it needs no VIP)\n%s", err, out)
 	}
-	if err := K.readCA(); err != nil {
+	if err := k.readCA(); err != nil {
 		t.Fatal(err)
 	}
-	out, err := K.kubectl(ctx, "--request-timeout", "10s", "get", "nodes")
+	out, err := k.kubectl(ctx, "--request-timeout", "10s", "get", "nodes")
 	if err == nil || !strings.Contains(out, vip) {
 		t.Fatalf("kubectl through the unreachable VIP: %v, want a failure naming %s\n%s", err, vip, out)
 	}
 	t.Logf("kubectl with admin.conf, the VIP unreachable: %s", strings.TrimSpace(tail(out, 1)))
-	w := K.node(kubeadmWorker)
-	join, err := K.joinConfig(kubeadmWorker, false, "timeouts: {discovery: 15s}\n")
+	w := k.node(kubeadmWorker)
+	join, err := k.joinConfig(kubeadmWorker, false, "timeouts: {discovery: 15s}\n")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1021,13 +1016,13 @@ func without(names []string, drop string) []string {
 // drops it; then the set-up command and kubeadm join
 // bring it back and every haproxy adds it. The load through the VIP, served
 // by the other two, loses nothing.
-func kubeadmResetAndRejoin(t *testing.T) {
+func (k *kubeadmLab) kubeadmResetAndRejoin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	K.healthy(t, time.Minute, kubeadmMasters...)
-	name := K.notHolder()
+	k.healthy(t, time.Minute, kubeadmMasters...)
+	name := k.notHolder()
 	rest := without(kubeadmMasters, name)
-	ld := K.startLoad(t, "reset")
+	ld := k.startLoad(t, "reset")
 	time.Sleep(2 * time.Second) // load running before the change
 	// Out of every haproxy first, so that nothing is in flight on its
 	// apiserver when kubeadm reset stops it: without its control-plane label
@@ -1036,19 +1031,19 @@ func kubeadmResetAndRejoin(t *testing.T) {
 	// itself stays until after the reset, which reads it to find and remove
 	// the node's etcd member.
 	start := time.Now()
-	if out, err := K.kubectl(ctx, "label", "node", name, "node-role.kubernetes.io/control-plane-"); err != nil {
+	if out, err := k.kubectl(ctx, "label", "node", name, "node-role.kubernetes.io/control-plane-"); err != nil {
 		t.Fatalf("kubectl label node %s: %v\n%s", name, err, out)
 	}
 	if !harness.Poll(time.Minute, 100*time.Millisecond, func() bool {
 		for _, m := range rest {
-			s, err := K.node(m).Servers()
+			s, err := k.node(m).Servers()
 			if srv, ok := s[name]; err != nil || (ok && !srv.Draining()) {
 				return false
 			}
 		}
 		return true
 	}) {
-		t.Fatalf("%s not drained in haproxy on %v\n%s", name, rest, K.diagnose())
+		t.Fatalf("%s not drained in haproxy on %v\n%s", name, rest, k.diagnose())
 	}
 	drained := time.Since(start)
 	// Then our two static pods go, while the kubelet runs: it stops them
@@ -1057,61 +1052,61 @@ func kubeadmResetAndRejoin(t *testing.T) {
 	// and a redirect of VIP:6443 into a haproxy that is gone would refuse
 	// the node's own next kubeadm join.
 	for _, f := range []string{"haproxy.yaml", "keepalived.yaml"} {
-		if err := os.Remove(filepath.Join(K.node(name).HostPath("/etc/kubernetes/manifests"), f)); err != nil {
+		if err := os.Remove(filepath.Join(k.node(name).HostPath("/etc/kubernetes/manifests"), f)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if !harness.Poll(2*time.Minute, 200*time.Millisecond, func() bool {
-		out, err := K.node(name).Ctr("tasks", "list")
-		rules, _ := K.net.Run(name, "nft", "list", "ruleset")
-		return err == nil && len(K.node(name).ContainersNamed("haproxy", "haproxy-monitor", "keepalived")) == 0 &&
+		out, err := k.node(name).Ctr("tasks", "list")
+		rules, _ := k.net.Run(name, "nft", "list", "ruleset")
+		return err == nil && len(k.node(name).ContainersNamed("haproxy", "haproxy-monitor", "keepalived")) == 0 &&
 			!strings.Contains(rules, "ocp_nat") && out != ""
 	}) {
-		t.Fatalf("the haproxy and keepalived pods on %s did not stop, or left their rules\n%s", name, K.diagnose())
+		t.Fatalf("the haproxy and keepalived pods on %s did not stop, or left their rules\n%s", name, k.diagnose())
 	}
 	// kubeadm reset stops the kubelet through systemd; here the lab is
 	// systemd.
-	K.node(name).StopKubelet()
-	out, err := K.node(name).Kubeadm(ctx, "reset", "--force", "--cri-socket", "unix:///run/containerd/containerd.sock")
+	k.node(name).StopKubelet()
+	out, err := k.node(name).Kubeadm(ctx, "reset", "--force", "--cri-socket", "unix:///run/containerd/containerd.sock")
 	if err != nil {
 		t.Fatalf("kubeadm reset on %s: %v\n%s", name, err, out)
 	}
 	if strings.Contains(out, "No kubeadm config") {
 		t.Fatalf("kubeadm reset on %s found no configuration (its etcd member stays):\n%s", name, out)
 	}
-	if out, err := K.kubectl(ctx, "delete", "node", name); err != nil {
+	if out, err := k.kubectl(ctx, "delete", "node", name); err != nil {
 		t.Fatalf("kubectl delete node %s: %v\n%s", name, err, out)
 	}
 	if !harness.Poll(3*time.Minute, 200*time.Millisecond, func() bool {
 		for _, m := range rest {
-			s, err := K.node(m).Servers()
+			s, err := k.node(m).Servers()
 			if _, ok := s[name]; err != nil || ok {
 				return false
 			}
 		}
 		return true
 	}) {
-		t.Fatalf("%s still in haproxy on %v\n%s", name, rest, K.diagnose())
+		t.Fatalf("%s still in haproxy on %v\n%s", name, rest, k.diagnose())
 	}
 	removed := time.Since(start)
-	K.healthy(t, time.Minute, rest...)
-	if out, err := K.nodeSetup(ctx, name); err != nil {
+	k.healthy(t, time.Minute, rest...)
+	if out, err := k.nodeSetup(ctx, name); err != nil {
 		t.Fatalf("node-setup on %s: %v\n%s", name, err, out)
 	}
-	K.node(name).EnableKubelet()
-	cfg, err := K.joinConfig(name, true)
+	k.node(name).EnableKubelet()
+	cfg, err := k.joinConfig(name, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t0 := time.Now()
-	if out, err := K.node(name).Kubeadm(ctx, "join", "--config", cfg); err != nil {
-		t.Fatalf("kubeadm join %s again: %v\n%s\n%s", name, err, out, K.diagnose())
+	if out, err := k.node(name).Kubeadm(ctx, "join", "--config", cfg); err != nil {
+		t.Fatalf("kubeadm join %s again: %v\n%s\n%s", name, err, out, k.diagnose())
 	}
-	K.healthy(t, 3*time.Minute, kubeadmMasters...)
+	k.healthy(t, 3*time.Minute, kubeadmMasters...)
 	back := time.Since(t0)
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) // load on past the return (a window, not a wait)
 	r := ld.stop(t)
-	K.record(t, "B5", "a control plane reset (kubeadm reset, Node deleted) and joined again", r,
+	k.record(t, "B5", "a control plane reset (kubeadm reset, Node deleted) and joined again", r,
 		fmt.Sprintf("%s's control-plane label removed: drained in every haproxy after %v; kubeadm reset, Node deleted, removed after %v (--removal-grace); joined again and in every haproxy after %v",
 			name, drained.Round(100*time.Millisecond), removed.Round(time.Second), back.Round(time.Second)))
 	bound(t, r, 0, 0)
@@ -1122,43 +1117,43 @@ func kubeadmResetAndRejoin(t *testing.T) {
 // power loss), a
 // backup takes the VIP after VRRP's master-down interval, and when the node
 // is back it rejoins every backend without taking the VIP back.
-func kubeadmReboot(t *testing.T) {
-	K.healthy(t, time.Minute, kubeadmMasters...)
-	name := K.holder()
-	ld := K.startLoad(t, "reboot")
-	time.Sleep(2 * time.Second)
+func (k *kubeadmLab) kubeadmReboot(t *testing.T) {
+	k.healthy(t, time.Minute, kubeadmMasters...)
+	name := k.holder()
+	ld := k.startLoad(t, "reboot")
+	time.Sleep(2 * time.Second) // load running before the failure (a window, not a wait)
 	start := time.Now()
 	// Power gone: the link with it, and every process.
-	if err := K.net.SetLink(name, false); err != nil {
+	if err := k.net.SetLink(name, false); err != nil {
 		t.Fatal(err)
 	}
-	K.node(name).Stop()
+	k.node(name).Stop()
 	next := ""
-	if !harness.Poll(time.Minute, 20*time.Millisecond, func() bool { next = K.holder(); return next != "" && next != name }) {
-		t.Fatalf("the VIP did not leave %s\n%s", name, K.diagnose())
+	if !harness.Poll(time.Minute, 20*time.Millisecond, func() bool { next = k.holder(); return next != "" && next != name }) {
+		t.Fatalf("the VIP did not leave %s\n%s", name, k.diagnose())
 	}
 	moved := time.Since(start)
-	time.Sleep(3 * time.Second) // down a while
+	time.Sleep(3 * time.Second) // down a while: the scenario, not a wait
 	// The boot: the network comes up as configured (no VIP, no firewall
 	// rules of the last run), then containerd and the kubelet.
 	for _, argv := range [][]string{{"ip", "addr", "del", kubeadmVIP + "/32", "dev", "eth0"}, {"nft", "flush", "ruleset"}} {
-		_, _ = K.net.Run(name, argv...)
+		_, _ = k.net.Run(name, argv...)
 	}
-	if err := K.net.SetLink(name, true); err != nil {
+	if err := k.net.SetLink(name, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := K.podRoutes(name); err != nil {
+	if err := k.podRoutes(name); err != nil {
 		t.Fatal(err)
 	}
-	if err := K.node(name).Start(); err != nil {
+	if err := k.node(name).Start(); err != nil {
 		t.Fatal(err)
 	}
-	K.healthy(t, 3*time.Minute, kubeadmMasters...)
+	k.healthy(t, 3*time.Minute, kubeadmMasters...)
 	back := time.Since(start)
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) // load on past the return (a window, not a wait)
 	r := ld.stop(t)
-	after := K.holder()
-	K.record(t, "B7", "the VIP holder rebooted (everything on it stopped at once)", r,
+	after := k.holder()
+	k.record(t, "B7", "the VIP holder rebooted (everything on it stopped at once)", r,
 		fmt.Sprintf("VIP %s → %s after %v; %s back in every backend after %v; VIP then on %s", name, next, moved.Round(10*time.Millisecond),
 			name, back.Round(time.Second), after))
 	if after == name {
@@ -1226,28 +1221,28 @@ func (k *kubeadmLab) kubeletCerts(node string) (all []*x509.Certificate, current
 // the worker becomes a control plane and stops being one. Every haproxy
 // follows both changes. k0's kubelet certificate comes from kubeadm init
 // (a year), so k1 and k2 are the ones that rotate.
-func kubeadmCertRotation(t *testing.T) {
+func (k *kubeadmLab) kubeadmCertRotation(t *testing.T) {
 	ctx := context.Background()
-	K.healthy(t, time.Minute, kubeadmMasters...)
+	k.healthy(t, time.Minute, kubeadmMasters...)
 	name := kubeadmMasters[1]
 	var all []*x509.Certificate
 	var current *x509.Certificate
 	var err error
 	if !harness.Poll(6*time.Minute, time.Second, func() bool {
-		all, current, err = K.kubeletCerts(name)
+		all, current, err = k.kubeletCerts(name)
 		return err == nil && len(all) > 1 && time.Now().After(all[0].NotAfter) && current.NotAfter.After(time.Now())
 	}) {
 		t.Fatalf("%s: the first client certificate has not expired and been replaced: %v (%d certificates)", name, err, len(all))
 	}
 	first := all[0]
-	ld := K.startLoad(t, "rotation")
+	ld := k.startLoad(t, "rotation")
 	start := time.Now()
 	for _, m := range kubeadmMasters {
-		before, err := K.apiserverRestarts(ctx, m)
+		before, err := k.apiserverRestarts(ctx, m)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := K.node(m).KillContainer("kube-apiserver"); err != nil {
+		if err := k.node(m).KillContainer("kube-apiserver"); err != nil {
 			t.Fatal(err)
 		}
 		// Right after the kill every haproxy still counts it UP (two
@@ -1255,13 +1250,13 @@ func kubeadmCertRotation(t *testing.T) {
 		// restarted it and for it to be Ready, or the next kill comes while
 		// it is still down.
 		if !harness.Poll(3*time.Minute, 200*time.Millisecond, func() bool {
-			n, err := K.apiserverRestarts(ctx, m)
-			p, perr := K.mirrorPod(ctx, "kube-apiserver", m)
+			n, err := k.apiserverRestarts(ctx, m)
+			p, perr := k.mirrorPod(ctx, "kube-apiserver", m)
 			return err == nil && perr == nil && n > before && podReady(p)
 		}) {
-			t.Fatalf("the kubelet did not restart %s's kube-apiserver\n%s", m, K.diagnose())
+			t.Fatalf("the kubelet did not restart %s's kube-apiserver\n%s", m, k.diagnose())
 		}
-		K.healthy(t, 3*time.Minute, kubeadmMasters...)
+		k.healthy(t, 3*time.Minute, kubeadmMasters...)
 	}
 	restarted := time.Since(start)
 	change := func(label string, want ...string) time.Duration {
@@ -1271,14 +1266,14 @@ func kubeadmCertRotation(t *testing.T) {
 		// takes it.
 		var out string
 		if !harness.Poll(time.Minute, time.Second, func() bool {
-			out, err = K.kubectl(ctx, "label", "node", kubeadmWorker, label, "--overwrite")
+			out, err = k.kubectl(ctx, "label", "node", kubeadmWorker, label, "--overwrite")
 			return err == nil
 		}) {
 			t.Fatalf("kubectl label %s: %v\n%s", label, err, out)
 		}
 		if !harness.Poll(time.Minute, 100*time.Millisecond, func() bool {
 			for _, m := range kubeadmMasters {
-				s, err := K.node(m).Servers()
+				s, err := k.node(m).Servers()
 				srv, ok := s[kubeadmWorker]
 				if err != nil || ok != (len(want) > 0) || (ok && srv.Draining() != (want[0] == "draining")) {
 					return false
@@ -1286,14 +1281,14 @@ func kubeadmCertRotation(t *testing.T) {
 			}
 			return true
 		}) {
-			t.Fatalf("after %s haproxy does not show %s %v\n%s", label, kubeadmWorker, want, K.diagnose())
+			t.Fatalf("after %s haproxy does not show %s %v\n%s", label, kubeadmWorker, want, k.diagnose())
 		}
 		return time.Since(t0)
 	}
 	added := change("node-role.kubernetes.io/control-plane=", "serving")
 	removed := change("node-role.kubernetes.io/control-plane-", "draining")
 	r := ld.stop(t)
-	K.record(t, "B6", "kubelet client certificates rotated and expired, apiservers restarted, membership changed", r,
+	k.record(t, "B6", "kubelet client certificates rotated and expired, apiservers restarted, membership changed", r,
 		fmt.Sprintf("%s's first certificate expired %v before; %d issued since; apiservers restarted in %v; %s made a control plane: in every haproxy after %v, out (draining) after %v",
 			name, time.Since(first.NotAfter).Round(time.Second), len(all)-1, restarted.Round(time.Second), kubeadmWorker,
 			added.Round(10*time.Millisecond), removed.Round(10*time.Millisecond)))

@@ -274,38 +274,35 @@ func TestKubeletLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	coldStart := time.Since(start)
-	saved := L
-	L = kl
-	defer func() { L = saved }()
-	t.Run("cold-start", func(t *testing.T) { kubeletColdStart(t, coldStart) })
-	t.Run("kill-haproxy-container", kubeletKillHAProxy)
-	t.Run("kill-monitor-container", kubeletKillMonitor)
-	t.Run("kubelet-stopped", kubeletStopped)
-	t.Run("edit-manifest", kubeletEditManifest)
-	t.Run("remove-manifest", kubeletRemoveManifest)
+	t.Run("cold-start", func(t *testing.T) { kl.kubeletColdStart(t, coldStart) })
+	t.Run("kill-haproxy-container", kl.kubeletKillHAProxy)
+	t.Run("kill-monitor-container", kl.kubeletKillMonitor)
+	t.Run("kubelet-stopped", kl.kubeletStopped)
+	t.Run("edit-manifest", kl.kubeletEditManifest)
+	t.Run("remove-manifest", kl.kubeletRemoveManifest)
 }
 
 // K1. From nothing (network, control plane, containerd, kubelets, images
 // imported) to every haproxy serving the three apiservers with the VIP on a
 // master; then every mirror pod is Running and Ready and the client's load
 // goes through.
-func kubeletColdStart(t *testing.T, took time.Duration) {
+func (l *lab) kubeletColdStart(t *testing.T, took time.Duration) {
 	ctx := context.Background()
 	var last error
-	if !harness.Poll(60*time.Second, 200*time.Millisecond, func() bool { last = L.mirrorPodsReady(ctx); return last == nil }) {
-		t.Fatalf("mirror pods: %v\n%s", last, L.diagnose())
+	if !harness.Poll(60*time.Second, 200*time.Millisecond, func() bool { last = l.mirrorPodsReady(ctx); return last == nil }) {
+		t.Fatalf("mirror pods: %v\n%s", last, l.diagnose())
 	}
 	// The holder's monitor redirects VIP traffic into haproxy after three
 	// good observations, one per check interval (the manifest's default
 	// 6 s): the scenarios below are about that path.
-	holder := L.holder()
-	if !harness.Poll(60*time.Second, 200*time.Millisecond, func() bool { return L.redirectActive(holder) }) {
-		t.Fatalf("no VIP redirect on %s\n%s", holder, L.diagnose())
+	holder := l.holder()
+	if !harness.Poll(60*time.Second, 200*time.Millisecond, func() bool { return l.redirectActive(holder) }) {
+		t.Fatalf("no VIP redirect on %s\n%s", holder, l.diagnose())
 	}
-	ld := L.startLoad(t, "kubelet-steady")
+	ld := l.startLoad(t, "kubelet-steady")
 	time.Sleep(5 * time.Second) // the length of the check
 	r := ld.stop(t)
-	L.record(t, "K1", "cold start under kubelets, then steady load", r,
+	l.record(t, "K1", "cold start under kubelets, then steady load", r,
 		fmt.Sprintf("lab up (3 kubelets, images imported, VIP on %s) in %v; mirror pods Running and Ready", holder, took.Round(time.Second)))
 	if r.Failed != 0 || r.Sent < 50 {
 		t.Fatalf("%d requests, %d failed: %v", r.Sent, r.Failed, r.Errors)
@@ -318,15 +315,15 @@ func kubeletColdStart(t *testing.T, took time.Duration) {
 // kubelet restarts the container, whose reloader starts haproxy from the
 // file on disk, and the VIP stays unless that took longer than a backup's
 // master-down interval.
-func kubeletKillHAProxy(t *testing.T) {
-	kubeletHealthy(t)
-	holder := L.master(L.holder())
-	if !harness.Poll(60*time.Second, 200*time.Millisecond, func() bool { return L.redirectActive(holder.name) }) {
-		t.Fatalf("no VIP redirect on %s\n%s", holder.name, L.diagnose())
+func (l *lab) kubeletKillHAProxy(t *testing.T) {
+	l.kubeletHealthy(t)
+	holder := l.master(l.holder())
+	if !harness.Poll(60*time.Second, 200*time.Millisecond, func() bool { return l.redirectActive(holder.name) }) {
+		t.Fatalf("no VIP redirect on %s\n%s", holder.name, l.diagnose())
 	}
-	ld := L.startLoad(t, "kubelet-kill-haproxy")
+	ld := l.startLoad(t, "kubelet-kill-haproxy")
 	time.Sleep(2 * time.Second) // load running before the failure
-	moved := L.watchHolder(t, holder.name)
+	moved := l.watchHolder(t, holder.name)
 	start := time.Now()
 	if err := holder.node.KillContainer("haproxy"); err != nil {
 		t.Fatal(err)
@@ -338,36 +335,36 @@ func kubeletKillHAProxy(t *testing.T) {
 	if !harness.Poll(60*time.Second, 20*time.Millisecond, func() bool {
 		return holder.node.ServersUp(masters...) && holder.node.Serving(lbPort) == nil
 	}) {
-		t.Fatalf("haproxy on %s not back: %v\n%s", holder.name, holder.node.Serving(lbPort), L.diagnose())
+		t.Fatalf("haproxy on %s not back: %v\n%s", holder.name, holder.node.Serving(lbPort), l.diagnose())
 	}
 	back = time.Since(start)
-	waitSettled(t)
+	l.waitSettled(t)
 	time.Sleep(2 * time.Second) // load on past the VIP's return
 	r := ld.stop(t)
 	if err := holder.node.Serving(lbPort); err != nil {
-		t.Errorf("after the restart on %s: %v\n%s", holder.name, err, L.diagnose())
+		t.Errorf("after the restart on %s: %v\n%s", holder.name, err, l.diagnose())
 	}
 	vip := "the VIP stayed"
 	if moved() {
 		vip = "the VIP moved"
 	}
-	L.record(t, "K2", "haproxy container killed on the VIP holder", r,
+	l.record(t, "K2", "haproxy container killed on the VIP holder", r,
 		fmt.Sprintf("kubelet restarted it, serving again after %v; %s%s", back.Round(100*time.Millisecond), vip,
 			redirectOutAfter(holder.node.ContainerLog("haproxy", "haproxy-monitor"))))
 	// With the held connection: measured 0-4 failed, 0-90 ms in 10 runs; probing alone 6-17 failed, up to 133 ms (with
 	// FAULT at once: 24-48, 1.2-1.3 s).
-	bound(t, r, haproxyKilledFailed, haproxyKilledOutage)
+	l.bound(t, r, haproxyKilledFailed, haproxyKilledOutage)
 	if t.Failed() {
-		t.Log(L.diagnose())
+		t.Log(l.diagnose())
 	}
 }
 
 // K3. The monitor container on the VIP holder is killed: haproxy goes on
 // serving and is not reloaded when the kubelet restarts the monitor (the
 // file on disk is current; haproxy serves it), the VIP stays.
-func kubeletKillMonitor(t *testing.T) {
-	kubeletHealthy(t)
-	holder := L.master(L.holder())
+func (l *lab) kubeletKillMonitor(t *testing.T) {
+	l.kubeletHealthy(t)
+	holder := l.master(l.holder())
 	before, err := holder.haproxyPID()
 	if err != nil {
 		t.Fatal(err)
@@ -377,18 +374,18 @@ func kubeletKillMonitor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	restarts0 := L.restarts(t, "haproxy-"+holder.name, "haproxy-monitor")
-	ld := L.startLoad(t, "kubelet-kill-monitor")
+	restarts0 := l.restarts(t, "haproxy-"+holder.name, "haproxy-monitor")
+	ld := l.startLoad(t, "kubelet-kill-monitor")
 	time.Sleep(2 * time.Second) // load running before the failure
-	moved := L.watchHolder(t, holder.name)
+	moved := l.watchHolder(t, holder.name)
 	if err := holder.node.KillContainer("haproxy-monitor"); err != nil {
 		t.Fatal(err)
 	}
 	// Back: the kubelet counted the restart and the new monitor is ready.
 	if !harness.Poll(60*time.Second, 100*time.Millisecond, func() bool {
-		return L.restarts(t, "haproxy-"+holder.name, "haproxy-monitor") > restarts0 && strings.HasPrefix(L.readyz(holder.name), "200")
+		return l.restarts(t, "haproxy-"+holder.name, "haproxy-monitor") > restarts0 && strings.HasPrefix(l.readyz(holder.name), "200")
 	}) {
-		t.Fatalf("monitor on %s not restarted and ready: %s\n%s", holder.name, L.readyz(holder.name), L.diagnose())
+		t.Fatalf("monitor on %s not restarted and ready: %s\n%s", holder.name, l.readyz(holder.name), l.diagnose())
 	}
 	time.Sleep(2 * time.Second) // load on past the monitor's start
 	r := ld.stop(t)
@@ -400,21 +397,21 @@ func kubeletKillMonitor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	L.record(t, "K3", "monitor container killed on the VIP holder", r, "kubelet restarted it; haproxy not reloaded, file not rewritten, VIP stayed")
+	l.record(t, "K3", "monitor container killed on the VIP holder", r, "kubelet restarted it; haproxy not reloaded, file not rewritten, VIP stayed")
 	if after != before {
 		t.Errorf("haproxy worker pid %s → %s: the restarted monitor reloaded haproxy", before, after)
 	}
 	if !st1.ModTime().Equal(st0.ModTime()) {
 		t.Errorf("haproxy.cfg rewritten by the restarted monitor")
 	}
-	if h := L.holder(); h != holder.name || moved() {
+	if h := l.holder(); h != holder.name || moved() {
 		t.Errorf("the VIP left %s (now on %q)", holder.name, h)
 	}
 	if r.Failed != 0 {
 		t.Errorf("%d requests failed: %v", r.Failed, r.Errors)
 	}
 	if t.Failed() {
-		t.Log(L.diagnose())
+		t.Log(l.diagnose())
 	}
 }
 
@@ -425,12 +422,12 @@ const lbPort = 9445
 // haproxy serves the three masters and is the one clients reach: a
 // scenario that failed before must not leave the next to fail on a dead
 // socket with no word of why.
-func kubeletHealthy(t *testing.T) {
+func (l *lab) kubeletHealthy(t *testing.T) {
 	t.Helper()
 	var last error
 	if !harness.Poll(30*time.Second, 100*time.Millisecond, func() bool {
 		last = nil
-		for _, m := range L.masters {
+		for _, m := range l.masters {
 			if err := m.node.Serving(lbPort); err != nil {
 				last = fmt.Errorf("%s: %w", m.name, err)
 			} else if s, err := m.node.Servers(); err != nil || !m.node.ServersUp(masters...) {
@@ -439,7 +436,7 @@ func kubeletHealthy(t *testing.T) {
 		}
 		return last == nil
 	}) {
-		t.Fatalf("the lab is not healthy at the start of this scenario (one before may have left it so): %v\n%s", last, L.diagnose())
+		t.Fatalf("the lab is not healthy at the start of this scenario (one before may have left it so): %v\n%s", last, l.diagnose())
 	}
 }
 
@@ -469,20 +466,20 @@ func (l *lab) restarts(t *testing.T, pod, container string) int32 {
 // pods go on running, its Node goes NotReady; nothing that still serves is
 // removed from any haproxy, not one request fails. The kubelet starts again
 // and adopts the running pods: haproxy is not restarted.
-func kubeletStopped(t *testing.T) {
-	kubeletHealthy(t)
+func (l *lab) kubeletStopped(t *testing.T) {
+	l.kubeletHealthy(t)
 	ctx := context.Background()
-	holder := L.master(L.holder())
+	holder := l.master(l.holder())
 	before, err := holder.haproxyPID()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ld := L.startLoad(t, "kubelet-stopped")
+	ld := l.startLoad(t, "kubelet-stopped")
 	time.Sleep(2 * time.Second) // load running before the stop
 	holder.node.StopKubelet()
 	// The lab runs no controller manager: set what its node lifecycle
 	// controller sets once the heartbeats stop (after 40 s by default).
-	if err := harness.UpdateNodeStatus(ctx, L.client, holder.name, func(n *corev1.Node) {
+	if err := harness.UpdateNodeStatus(ctx, l.client, holder.name, func(n *corev1.Node) {
 		for i, c := range n.Status.Conditions {
 			if c.Type == corev1.NodeReady {
 				n.Status.Conditions[i].Status, n.Status.Conditions[i].Reason = corev1.ConditionUnknown, "NodeStatusUnknown"
@@ -495,7 +492,7 @@ func kubeletStopped(t *testing.T) {
 	// Every haproxy keeps serving all three for a while the NotReady Node
 	// has reached every monitor.
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
-		for _, m := range L.masters {
+		for _, m := range l.masters {
 			if !m.node.ServersUp(masters...) {
 				s, err := m.node.Servers()
 				t.Fatalf("%s's haproxy changed while %s's kubelet was down: %v %v", m.name, holder.name, s, err)
@@ -508,7 +505,7 @@ func kubeletStopped(t *testing.T) {
 	}
 	// The new kubelet has reported its node Ready...
 	if !harness.Poll(60*time.Second, 200*time.Millisecond, func() bool {
-		n, err := L.client.CoreV1().Nodes().Get(ctx, holder.name, metav1.GetOptions{})
+		n, err := l.client.CoreV1().Nodes().Get(ctx, holder.name, metav1.GetOptions{})
 		if err != nil {
 			return false
 		}
@@ -519,29 +516,29 @@ func kubeletStopped(t *testing.T) {
 		}
 		return false
 	}) {
-		t.Fatalf("no heartbeat from the restarted kubelet on %s\n%s", holder.name, L.diagnose())
+		t.Fatalf("no heartbeat from the restarted kubelet on %s\n%s", holder.name, l.diagnose())
 	}
 	// ...and is given a full pod sync period (syncFrequency 5 s) under
 	// load: the window in which it would restart a container it did not
 	// adopt.
 	time.Sleep(6 * time.Second)
 	var last error
-	if !harness.Poll(60*time.Second, 200*time.Millisecond, func() bool { last = L.mirrorPodsReady(ctx); return last == nil }) {
-		t.Fatalf("mirror pods after the kubelet's restart: %v\n%s", last, L.diagnose())
+	if !harness.Poll(60*time.Second, 200*time.Millisecond, func() bool { last = l.mirrorPodsReady(ctx); return last == nil }) {
+		t.Fatalf("mirror pods after the kubelet's restart: %v\n%s", last, l.diagnose())
 	}
 	r := ld.stop(t)
 	after, err := holder.haproxyPID()
 	if err != nil {
 		t.Fatal(err)
 	}
-	L.record(t, "K4", "kubelet on the VIP holder stopped, its Node NotReady, then started again", r,
+	l.record(t, "K4", "kubelet on the VIP holder stopped, its Node NotReady, then started again", r,
 		"every haproxy kept all three servers; the pods adopted: haproxy not restarted or reloaded")
 	if after != before {
 		t.Errorf("haproxy worker pid %s → %s across the kubelet's restart", before, after)
 	}
 	// Nothing changes for the data plane: measured 0 failed, once 1 (a
 	// connection reset, 13 ms) that we could not tie to the kubelet.
-	bound(t, r, 2, 200*time.Millisecond)
+	l.bound(t, r, 2, 200*time.Millisecond)
 }
 
 // K5. The haproxy pod's manifest is edited on the VIP holder (a
@@ -550,13 +547,13 @@ func kubeletStopped(t *testing.T) {
 // keepalived's track file and waits for the VIP to leave, the reloader keeps
 // haproxy serving for its stop delay, then soft-stops it; the new pod
 // starts and serves, and the VIP stays where it went.
-func kubeletEditManifest(t *testing.T) {
-	kubeletHealthy(t)
-	holder := L.master(L.holder())
-	ld := L.startLoadPath(t, "kubelet-edit-manifest", "/version")
+func (l *lab) kubeletEditManifest(t *testing.T) {
+	l.kubeletHealthy(t)
+	holder := l.master(l.holder())
+	ld := l.startLoadPath(t, "kubelet-edit-manifest", "/version")
 	time.Sleep(2 * time.Second) // load running before the change
 	start := time.Now()
-	if err := L.writeStaticPods(holder, func(p *corev1.Pod) {
+	if err := l.writeStaticPods(holder, func(p *corev1.Pod) {
 		if p.Annotations == nil {
 			p.Annotations = map[string]string{}
 		}
@@ -564,12 +561,12 @@ func kubeletEditManifest(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	other := waitOtherHolder(t, holder.name)
+	other := l.waitOtherHolder(t, holder.name)
 	moved := time.Since(start)
 	// The new pod runs, is ready and serves; the VIP stays where it went.
 	rollout := start.Format(time.RFC3339Nano)
 	if !harness.Poll(120*time.Second, 100*time.Millisecond, func() bool {
-		p, err := L.client.CoreV1().Pods(podNamespace).Get(context.Background(), "haproxy-"+holder.name, metav1.GetOptions{})
+		p, err := l.client.CoreV1().Pods(podNamespace).Get(context.Background(), "haproxy-"+holder.name, metav1.GetOptions{})
 		if err != nil || p.Annotations["lab/rollout"] != rollout || p.Status.Phase != corev1.PodRunning {
 			return false
 		}
@@ -580,33 +577,33 @@ func kubeletEditManifest(t *testing.T) {
 		}
 		return false
 	}) {
-		t.Fatalf("new haproxy pod on %s not ready\n%s", holder.name, L.diagnose())
+		t.Fatalf("new haproxy pod on %s not ready\n%s", holder.name, l.diagnose())
 	}
 	ready := time.Since(start)
 	if !harness.Poll(60*time.Second, 100*time.Millisecond, func() bool { return holder.node.ServersUp(masters...) }) {
-		t.Fatalf("new haproxy on %s does not serve\n%s", holder.name, L.diagnose())
+		t.Fatalf("new haproxy on %s does not serve\n%s", holder.name, l.diagnose())
 	}
 	time.Sleep(5 * time.Second) // load on past a backup's master-down interval
 	r := ld.stop(t)
-	now := L.holder()
-	L.record(t, "K5", "haproxy pod manifest edited on the VIP holder (pod replaced)", r,
+	now := l.holder()
+	l.record(t, "K5", "haproxy pod manifest edited on the VIP holder (pod replaced)", r,
 		fmt.Sprintf("VIP to %s after %v; new pod ready after %v; VIP then on %s", other, moved.Round(100*time.Millisecond),
 			ready.Round(100*time.Millisecond), now))
 	if now != other {
 		t.Errorf("the VIP moved again, to %q, once %s served again: a holder that serves must keep it", now, holder.name)
 	}
-	bound(t, r, 0, 0) // measured 0 (before the hold: 0-3 failed, up to 27 ms)
+	l.bound(t, r, 0, 0) // measured 0 (before the hold: 0-3 failed, up to 27 ms)
 }
 
 // waitOtherHolder waits for the VIP to be on a master other than from.
-func waitOtherHolder(t *testing.T, from string) string {
+func (l *lab) waitOtherHolder(t *testing.T, from string) string {
 	t.Helper()
 	var got string
 	if !harness.Poll(60*time.Second, 10*time.Millisecond, func() bool {
-		got = L.holder()
+		got = l.holder()
 		return got != "" && got != from
 	}) {
-		t.Fatalf("the VIP did not leave %s\n%s", from, L.diagnose())
+		t.Fatalf("the VIP did not leave %s\n%s", from, l.diagnose())
 	}
 	return got
 }
@@ -614,10 +611,10 @@ func waitOtherHolder(t *testing.T, from string) string {
 // K6. Both static pods are removed from the VIP holder (a node taken out
 // of the load balancer): the pods stop gracefully, the VIP moves, the other
 // masters go on serving; put back, they return.
-func kubeletRemoveManifest(t *testing.T) {
-	kubeletHealthy(t)
-	holder := L.master(L.holder())
-	ld := L.startLoadPath(t, "kubelet-remove-manifest", "/version")
+func (l *lab) kubeletRemoveManifest(t *testing.T) {
+	l.kubeletHealthy(t)
+	holder := l.master(l.holder())
+	ld := l.startLoadPath(t, "kubelet-remove-manifest", "/version")
 	time.Sleep(2 * time.Second) // load running before the removal
 	start := time.Now()
 	for _, f := range []string{"haproxy.yaml", "keepalived.yaml"} {
@@ -625,7 +622,7 @@ func kubeletRemoveManifest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	other := waitOtherHolder(t, holder.name)
+	other := l.waitOtherHolder(t, holder.name)
 	moved := time.Since(start)
 	if !harness.Poll(120*time.Second, 100*time.Millisecond, func() bool {
 		_, err := holder.node.Servers()
@@ -635,19 +632,19 @@ func kubeletRemoveManifest(t *testing.T) {
 	}
 	gone := time.Since(start)
 	r := ld.stop(t)
-	L.record(t, "K6", "both static pods removed from the VIP holder", r,
+	l.record(t, "K6", "both static pods removed from the VIP holder", r,
 		fmt.Sprintf("VIP to %s after %v, pods gone after %v", other, moved.Round(100*time.Millisecond), gone.Round(100*time.Millisecond)))
 	// measured 0-1: keepalived's pod stops with the monitor's, and when it
 	// drops the VIP before the monitor holds, a connection accepted in
 	// between is reset once the next holder announces the VIP (README,
 	// Firewall redirect). Before the hold: 0-4 failed, 0.7-2.05 s.
-	bound(t, r, 2, vipMoveOutage)
-	if err := L.writeStaticPods(holder, nil); err != nil {
+	l.bound(t, r, 2, vipMoveOutage)
+	if err := l.writeStaticPods(holder, nil); err != nil {
 		t.Fatal(err)
 	}
 	if !harness.Poll(120*time.Second, 100*time.Millisecond, func() bool { return holder.node.ServersUp(masters...) }) {
-		t.Fatalf("haproxy on %s does not serve after its pods were put back\n%s", holder.name, L.diagnose())
+		t.Fatalf("haproxy on %s does not serve after its pods were put back\n%s", holder.name, l.diagnose())
 	}
-	waitSettled(t)
-	afterwards(t, "kubelet-remove-manifest")
+	l.waitSettled(t)
+	l.afterwards(t, "kubelet-remove-manifest")
 }
