@@ -35,8 +35,8 @@ demo: ## run the monitor against a local etcd + kube-apiserver + haproxy and sho
 e2e: ## the HA lab in network namespaces (root); results in _output/LAB.md
 	hack/e2e.sh
 
-lab-report: ## run the lab with the original's setup as a second column and, if it passes, copy the results to LAB.md
-	HAPM_LAB_BASELINE=1 HAPM_LAB_SOAK=10m hack/e2e.sh && cp _output/LAB.md LAB.md
+lab-report: ## run the labs with the original's setup as a second column and, if they pass, write LAB.md and the timelines in docs/lab
+	hack/lab-report.sh
 
 bench: ## benchmarks against the original's algorithm (~20 min); writes BENCHMARKS.md and bench/latest.txt
 	hack/bench.sh

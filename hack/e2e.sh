@@ -16,6 +16,6 @@ hack/build-test-binaries.sh
 hack/build-images.sh
 export TEST_BIN_DIR=${TEST_BIN_DIR:-$PWD/.cache/bin}
 export HAPM_REQUIRE_TOOLS=1
-mkdir -p _output
+mkdir -p _output && rm -rf _output/docs/lab
 export LAB_RESULTS=${LAB_RESULTS:-$PWD/_output/LAB.md}
 go test -count=1 -timeout 50m -v ./test/e2e 2>&1 | grep -v '^        +'

@@ -52,7 +52,8 @@ func newCommand() *cobra.Command {
 			}
 			log := logrus.New()
 			log.SetLevel(lvl)
-			log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
+			// Milliseconds: a failover takes tens of them.
+			log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: "2006-01-02T15:04:05.000Z07:00"})
 			cfg.Log = log
 			kubeclient.RouteErrors(log, 30*time.Second, nil)
 			cfg.KubeconfigPath, cfg.TemplatePath, cfg.ConfigPath = args[0], args[1], args[2]

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/haproxy-monitor/haproxy-monitor/test/chart"
 )
 
 // convergence: API write → reload received on the socket.
@@ -62,5 +64,6 @@ func (b *bench) convergence() error {
 	b.printf("| haproxy-monitor | %d | %.0f ms | %.0f ms | %.0f ms |\n", o.N, o.Min, o.Median, o.P99)
 	b.printf("| baseline | %d | %.0f ms | %.0f ms | %.0f ms |\n", base.N, base.Min, base.Median, base.P99)
 	b.printf("| ratio baseline ÷ ours | | %.0f× | %.0f× | %.0f× |\n", base.Min/o.Min, base.Median/o.Median, base.P99/o.P99)
-	return nil
+	return b.picture("convergence.png", "API write → reload received, every trial", "ms",
+		chart.Series{Name: "haproxy-monitor", Samples: results[ours]}, chart.Series{Name: "the original's algorithm", Samples: results[baseline]})
 }

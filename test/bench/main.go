@@ -18,6 +18,7 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/haproxy-monitor/haproxy-monitor/test/chart"
 	"github.com/haproxy-monitor/haproxy-monitor/test/harness"
 )
 
@@ -45,6 +46,22 @@ type bench struct {
 	report     strings.Builder
 	stat       strings.Builder
 	seq        int
+	// pictures is where the distributions' PNGs go (docs/bench beside the
+	// report); "" without -out.
+	pictures string
+}
+
+// picture draws samples' distributions into name under pictures and links
+// it from the report.
+func (b *bench) picture(name, title, unit string, series ...chart.Series) error {
+	if b.pictures == "" {
+		return nil
+	}
+	if err := chart.Distribution(filepath.Join(b.pictures, name), title, unit, series...); err != nil {
+		return err
+	}
+	b.printf("\n![%s](docs/bench/%s)\n", title, name)
+	return nil
 }
 
 func main() {
@@ -73,6 +90,9 @@ func run(c config) error {
 	}
 	defer os.RemoveAll(dir)
 	b := &bench{cfg: c, dir: dir}
+	if c.out != "" {
+		b.pictures = filepath.Join(filepath.Dir(c.out), "docs", "bench")
+	}
 	hosts := []string{"127.0.0.1"}
 	for i := 11; i <= 17; i++ {
 		hosts = append(hosts, fmt.Sprintf("127.0.0.%d", i))

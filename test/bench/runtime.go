@@ -10,6 +10,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/haproxy-monitor/haproxy-monitor/test/chart"
 	"github.com/haproxy-monitor/haproxy-monitor/test/harness"
 	"github.com/haproxy-monitor/haproxy-monitor/test/load"
 )
@@ -123,7 +124,8 @@ func (b *bench) runtimePhase() error {
 		failed[noState.name], failed[reloadPath.name])
 	b.printf("A kube-apiserver shutting down gracefully under load is drained through the runtime API; that is measured with\n")
 	b.printf("real apiservers in the HA lab (LAB.md, scenario 10: 0 failed requests).\n")
-	return nil
+	return b.picture("runtime.png", "API write → haproxy serving an isolated change, every trial", "ms",
+		chart.Series{Name: "runtime path", Samples: latency[runtimePath.name]}, chart.Series{Name: "reload path", Samples: latency[reloadPath.name]})
 }
 
 // isolatedChanges adds m4, then moves it, ten times each, and returns how

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/haproxy-monitor/haproxy-monitor/test/chart"
 	"os"
 	"strings"
 	"testing"
@@ -26,6 +27,9 @@ var baselineFam = family{name: "IPv4", vip: "198.18.4.100", host: "198.18.4.2", 
 
 // baselineResults are the baseline's figures by scenario number.
 var baselineResults = map[string]load.Result{}
+
+// baselineEvents are the moments of the baseline's scenarios, by scenario.
+var baselineEvents = map[string][]chart.Event{}
 
 // baselineHealthPort is the upstream template's monitor-uri port.
 const baselineHealthPort = 9444

@@ -80,8 +80,10 @@ func (l *lab) rollingRestart(t *testing.T) {
 	start := time.Now()
 	for _, m := range l.masters {
 		t.Logf("at %.3fs: stopping %s (VIP on %s)", time.Since(loadStart).Seconds(), m.name, l.holder())
+		mark(t, m.name+" stopping", time.Now())
 		l.stopMaster(t, m)
 		t.Logf("at %.3fs: %s stopped (VIP on %s)", time.Since(loadStart).Seconds(), m.name, l.holder())
+		mark(t, m.name+" starting", time.Now())
 		l.startMasterAgain(t, m)
 		l.converged(t)
 		t.Logf("at %.3fs: %s back, converged (VIP on %s)", time.Since(loadStart).Seconds(), m.name, l.holder())
@@ -106,14 +108,19 @@ func (l *lab) haproxyRestart(t *testing.T) {
 	ld := l.startLoad(t, "haproxy-restart")
 	time.Sleep(2 * time.Second) // load running before the failure
 	moved := l.watchHolder(t, holder.name)
+	mark(t, "haproxy killed on "+holder.name, time.Now())
 	holder.hap.Kill()
 	time.Sleep(time.Second) // the scenario: the kubelet restarts it a second later
+	mark(t, "haproxy started again", time.Now())
 	if err := holder.hap.Start(); err != nil {
 		t.Fatal(err)
 	}
 	l.converged(t)
 	time.Sleep(time.Second) // load on past the convergence (a window, not a wait)
 	r := ld.stop(t)
+	if holder.mon != nil {
+		monitorEvents(t, holder.name, holder.mon.Log())
+	}
 	note := "the VIP stayed"
 	if moved() {
 		note = "the VIP went away and came back"
@@ -222,6 +229,7 @@ func (l *lab) monitorKilledThenHAProxy(t *testing.T) {
 	l.waitRedirect(t, old.name)
 	ld := l.startLoad(t, "monitor-killed")
 	time.Sleep(2 * time.Second) // load running before the failure
+	mark(t, "monitor killed on "+old.name, time.Now())
 	if err := old.mon.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -230,6 +238,7 @@ func (l *lab) monitorKilledThenHAProxy(t *testing.T) {
 	_ = old.mon.Wait(ctx)
 	start := time.Now()
 	old.hap.Kill()
+	mark(t, "then its haproxy", start)
 	next, moved, r := l.stopAfterMove(t, ld, old.name, start)
 	l.record(t, "14", "monitor killed (SIGKILL) on the VIP holder, then its haproxy", r,
 		fmt.Sprintf("the script fallback: VIP %s → %s after %v", old.name, next, moved.Round(100*time.Millisecond)))
@@ -257,6 +266,7 @@ func (l *lab) holderControlPlaneDies(t *testing.T) {
 	start := time.Now()
 	l.cp.KillAPIServer(api)
 	old.hap.Kill()
+	mark(t, "kube-apiserver and haproxy killed on "+old.name, start)
 	t.Cleanup(func() { _ = l.cp.StartAPIServer(context.Background(), api) })
 	next, moved, r := l.stopAfterMove(t, ld, old.name, start)
 	l.record(t, "15", "kube-apiserver and haproxy killed on the VIP holder", r,
@@ -305,6 +315,10 @@ func (l *lab) stopAfterMove(t *testing.T, ld *runningLoad, old string, start tim
 	t.Helper()
 	next := l.waitOtherHolder(t, old)
 	moved := time.Since(start)
+	mark(t, "VIP "+old+" → "+next, start.Add(moved))
 	time.Sleep(2 * time.Second) // the length of the check after the move
+	if m := l.master(old); m.mon != nil {
+		monitorEvents(t, old, m.mon.Log())
+	}
 	return next, moved, ld.stop(t)
 }

@@ -580,6 +580,7 @@ func (k *kubeadmLab) kubeadmUpgradeAPIServers(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := time.Now()
+		mark(t, name+"'s manifest rewritten", start)
 		// The apiserver leaves the kubernetes EndpointSlice at SIGTERM:
 		// every monitor drains its server while it still accepts.
 		var drained time.Duration
@@ -643,6 +644,7 @@ func (k *kubeadmLab) kubeadmLeadersKilled(t *testing.T) {
 			t.Fatalf("lease %s held by %q: not a lab node", lease, old)
 		}
 		start := time.Now()
+		mark(t, lease+" leader killed on "+node, start)
 		if err := k.node(node).KillContainer(lease); err != nil {
 			t.Fatal(err)
 		}
@@ -1123,6 +1125,7 @@ func (k *kubeadmLab) kubeadmReboot(t *testing.T) {
 	ld := k.startLoad(t, "reboot")
 	time.Sleep(2 * time.Second) // load running before the failure (a window, not a wait)
 	start := time.Now()
+	mark(t, name+" loses power", start)
 	// Power gone: the link with it, and every process.
 	if err := k.net.SetLink(name, false); err != nil {
 		t.Fatal(err)
@@ -1133,7 +1136,9 @@ func (k *kubeadmLab) kubeadmReboot(t *testing.T) {
 		t.Fatalf("the VIP did not leave %s\n%s", name, k.diagnose())
 	}
 	moved := time.Since(start)
+	mark(t, "VIP "+name+" → "+next, start.Add(moved))
 	time.Sleep(3 * time.Second) // down a while: the scenario, not a wait
+	mark(t, name+" boots", time.Now())
 	// The boot: the network comes up as configured (no VIP, no firewall
 	// rules of the last run), then containerd and the kubelet.
 	for _, argv := range [][]string{{"ip", "addr", "del", kubeadmVIP + "/32", "dev", "eth0"}, {"nft", "flush", "ruleset"}} {
@@ -1242,6 +1247,7 @@ func (k *kubeadmLab) kubeadmCertRotation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		mark(t, m+"'s kube-apiserver killed", time.Now())
 		if err := k.node(m).KillContainer("kube-apiserver"); err != nil {
 			t.Fatal(err)
 		}

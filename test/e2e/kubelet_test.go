@@ -325,6 +325,7 @@ func (l *lab) kubeletKillHAProxy(t *testing.T) {
 	time.Sleep(2 * time.Second) // load running before the failure
 	moved := l.watchHolder(t, holder.name)
 	start := time.Now()
+	mark(t, "haproxy container killed on "+holder.name, start)
 	if err := holder.node.KillContainer("haproxy"); err != nil {
 		t.Fatal(err)
 	}
@@ -338,12 +339,14 @@ func (l *lab) kubeletKillHAProxy(t *testing.T) {
 		t.Fatalf("haproxy on %s not back: %v\n%s", holder.name, holder.node.Serving(lbPort), l.diagnose())
 	}
 	back = time.Since(start)
+	mark(t, "haproxy serving again", start.Add(back))
 	l.waitSettled(t)
 	time.Sleep(2 * time.Second) // load on past the VIP's return
 	r := ld.stop(t)
 	if err := holder.node.Serving(lbPort); err != nil {
 		t.Errorf("after the restart on %s: %v\n%s", holder.name, err, l.diagnose())
 	}
+	monitorEvents(t, holder.name, holder.node.ContainerLog("haproxy", "haproxy-monitor"))
 	vip := "the VIP stayed"
 	if moved() {
 		vip = "the VIP moved"
@@ -561,8 +564,10 @@ func (l *lab) kubeletEditManifest(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	mark(t, "haproxy pod's manifest edited on "+holder.name, start)
 	other := l.waitOtherHolder(t, holder.name)
 	moved := time.Since(start)
+	mark(t, "VIP "+holder.name+" → "+other, start.Add(moved))
 	// The new pod runs, is ready and serves; the VIP stays where it went.
 	rollout := start.Format(time.RFC3339Nano)
 	if !harness.Poll(120*time.Second, 100*time.Millisecond, func() bool {
@@ -622,8 +627,10 @@ func (l *lab) kubeletRemoveManifest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	mark(t, "both static pods removed from "+holder.name, start)
 	other := l.waitOtherHolder(t, holder.name)
 	moved := time.Since(start)
+	mark(t, "VIP "+holder.name+" → "+other, start.Add(moved))
 	if !harness.Poll(120*time.Second, 100*time.Millisecond, func() bool {
 		_, err := holder.node.Servers()
 		return err != nil

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/haproxy-monitor/haproxy-monitor/test/chart"
 	"net"
 	"net/netip"
 	"os"
@@ -153,6 +154,49 @@ type row struct {
 	limit *limit
 	// test recorded the row (t.Name()): bound attaches its limit there.
 	test string
+	// events are the scenario's moments, for its timeline.
+	events []chart.Event
+}
+
+// events holds the moments a running scenario marked (mark), by test, until
+// it records its row.
+var events = map[string][]stamped{}
+
+type stamped struct {
+	at    time.Time
+	label string
+}
+
+// mark notes a moment of the running scenario for its timeline: a kill, a
+// cut link, the VIP's move.
+func mark(t *testing.T, label string, at time.Time) {
+	events[t.Name()] = append(events[t.Name()], stamped{at, label})
+}
+
+// monitorEvents marks the moments a monitor's log names: its redirect taken
+// out and what it told keepalived (the log's times have milliseconds; the
+// track file's level is logged as fields.level, beside logrus's own).
+func monitorEvents(t *testing.T, node, log string) {
+	for _, line := range strings.Split(log, "\n") {
+		var label string
+		switch {
+		case strings.Contains(line, "removed the VIP redirect"):
+			label = node + ": redirect out"
+		case strings.Contains(line, "told keepalived what this node serves"):
+			_, lvl, _ := strings.Cut(line, "fields.level=")
+			label = node + ": keepalived told " + strings.Trim(strings.Fields(lvl + " ?")[0], `"`)
+		default:
+			continue
+		}
+		_, ts, ok := strings.Cut(line, `time="`)
+		if !ok {
+			continue
+		}
+		ts, _, _ = strings.Cut(ts, `"`)
+		if at, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+			mark(t, label, at)
+		}
+	}
 }
 
 // A limit is a scenario's bound: at most failed requests, and no gap
@@ -546,6 +590,7 @@ func bound(t *testing.T, r load.Result, maxFailed int64, maxOutage time.Duration
 // addRow records a row and logs it.
 func addRow(t *testing.T, rw row) {
 	rw.test = t.Name()
+	rw.events = takeEvents(t, rw.result)
 	results = append(results, rw)
 	if r := rw.result; r != nil {
 		t.Logf("%s: %d requests, %d failed, longest outage %.0f ms, slowest request %.0f ms %s %v", rw.label(), r.Sent, r.Failed,
@@ -553,6 +598,23 @@ func addRow(t *testing.T, rw row) {
 	} else {
 		t.Logf("%s: %s", rw.label(), rw.note)
 	}
+}
+
+// takeEvents turns the test's marks into moments of its load (ms after its
+// start), and forgets them.
+func takeEvents(t *testing.T, r *load.Result) []chart.Event {
+	marks := events[t.Name()]
+	delete(events, t.Name())
+	if r == nil || r.Start.IsZero() {
+		return nil
+	}
+	var out []chart.Event
+	for _, m := range marks {
+		if ms := float64(m.at.Sub(r.Start)) / float64(time.Millisecond); ms >= 0 {
+			out = append(out, chart.Event{AtMS: ms, Label: m.label})
+		}
+	}
+	return out
 }
 
 // record records scenario id of this lab; the baseline's figures go to
@@ -569,6 +631,7 @@ func (l *lab) record(t *testing.T, id, title string, r load.Result, note string)
 	if l.baseline {
 		if rw.family == "" {
 			baselineResults[id] = r
+			baselineEvents[id] = takeEvents(t, &r)
 		}
 		t.Logf("baseline %s: %d requests, %d failed, longest outage %.0f ms %s %v", rw.label(), r.Sent, r.Failed, r.LongestOutageMS, note, r.Errors)
 		return
@@ -639,7 +702,11 @@ func table(rows []row, baseline map[string]load.Result) string {
 		} else {
 			b.WriteString(" |")
 		}
-		fmt.Fprintf(&b, " %s |", r.note)
+		note := r.note
+		if pic := timelineFile(r); pic != "" {
+			note += fmt.Sprintf(" ([timeline](%s))", pic)
+		}
+		fmt.Fprintf(&b, " %s |", note)
 		if len(baseline) > 0 {
 			if o, ok := baseline[r.id]; ok && r.lab == "" && r.family == "" {
 				fmt.Fprintf(&b, " %s of %d | %.0f ms |", failed(o), o.Sent, o.LongestOutageMS)
@@ -650,6 +717,38 @@ func table(rows []row, baseline map[string]load.Result) string {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// timelineFile is where a row's timeline goes, relative to LAB.md; "" for
+// a row without one (no events, or no load).
+func timelineFile(r row) string {
+	if len(r.events) == 0 || r.result == nil || len(r.result.Requests) == 0 {
+		return ""
+	}
+	name := r.id
+	if r.family != "" {
+		name += "-" + strings.ToLower(r.family)
+	}
+	return "docs/lab/" + name + ".png"
+}
+
+// drawTimelines draws every row's timeline beside LAB_RESULTS, the
+// original's setup below ours when it ran the scenario.
+func drawTimelines(dir string, rows []row, baseline map[string]load.Result) error {
+	for _, r := range rows {
+		pic := timelineFile(r)
+		if pic == "" {
+			continue
+		}
+		panels := []chart.Panel{{Title: r.label() + ": haproxy-monitor", Requests: r.result.Requests, Events: r.events}}
+		if o, ok := baseline[r.id]; ok && r.lab == "" && r.family == "" && len(o.Requests) > 0 {
+			panels = append(panels, chart.Panel{Title: "the original's setup", Requests: o.Requests, Events: baselineEvents[r.id]})
+		}
+		if err := chart.Timeline(filepath.Join(dir, pic), panels...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func report(rows []row, baseline map[string]load.Result) {
@@ -681,6 +780,9 @@ func report(rows []row, baseline map[string]load.Result) {
 	fmt.Print("\nlab results:\n" + text)
 	if path := os.Getenv("LAB_RESULTS"); path != "" {
 		_ = os.WriteFile(path, []byte(text), 0o644)
+		if err := drawTimelines(filepath.Dir(path), rows, baseline); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: timelines:", err)
+		}
 	}
 }
 

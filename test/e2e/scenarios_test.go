@@ -152,6 +152,7 @@ func (l *lab) killAPIServer(t *testing.T) {
 	time.Sleep(2 * time.Second) // load running before the failure
 	start := time.Now()
 	l.cp.KillAPIServer(api)
+	mark(t, victim.name+"'s kube-apiserver killed", start)
 	t.Cleanup(func() { _ = l.cp.StartAPIServer(context.Background(), api) })
 	// 40 s: the baseline's checks take 15 s (inter 5s fall 3).
 	if !harness.Poll(40*time.Second, 20*time.Millisecond, func() bool {
@@ -222,6 +223,7 @@ func (l *lab) killHAProxyUnderLoad(t *testing.T, id, title, name string) load.Re
 	time.Sleep(2 * time.Second) // load running before the failure
 	start := time.Now()
 	old.hap.Kill() // the reloader's PID namespace: haproxy and socat with it
+	mark(t, "haproxy killed on "+old.name, start)
 	next, moved, r := l.stopAfterMove(t, ld, old.name, start)
 	l.record(t, id, title, r, fmt.Sprintf("VIP %s → %s after %v%s", old.name, next, moved.Round(100*time.Millisecond),
 		redirectOutAfter(old.mon.Log())))
@@ -277,6 +279,7 @@ func (l *lab) cutLinkUnderLoad(t *testing.T, id, title, name string) load.Result
 	ld := l.startLoad(t, name)
 	time.Sleep(2 * time.Second) // load running before the failure
 	start := time.Now()
+	mark(t, old+"'s link cut", start)
 	if err := l.net.SetLink(old, false); err != nil {
 		t.Fatal(err)
 	}
@@ -294,6 +297,7 @@ func (l *lab) cutLinkUnderLoad(t *testing.T, id, title, name string) load.Result
 		t.Fatalf("no other master took the VIP\n%s", l.diagnose())
 	}
 	moved := time.Since(start)
+	mark(t, "VIP "+old+" → "+next, start.Add(moved))
 	// Every master still linked has marked the cut one's apiserver DOWN;
 	// then the load goes on for a second past it.
 	if !harness.Poll(30*time.Second, 50*time.Millisecond, func() bool {
@@ -380,6 +384,7 @@ func (l *lab) gracefulShutdown(t *testing.T) {
 	ld := l.startLoadPath(t, "graceful-shutdown", "/version")
 	time.Sleep(2 * time.Second) // load running before the shutdown
 	start := time.Now()
+	mark(t, "m0's kube-apiserver SIGTERM", start)
 	stopped := make(chan time.Duration, 1)
 	go func() { l.cp.StopAPIServer(api); stopped <- time.Since(start) }()
 	t.Cleanup(func() { _ = l.cp.StartAPIServer(context.Background(), api) })

@@ -61,7 +61,25 @@ type Result struct {
 	// Errors are the first five failures, each with when it ended (seconds
 	// into the run).
 	Errors []string `json:"errors,omitempty"`
+	// Start is when the run began; Requests are every request in the order
+	// they ended, up to MaxRecords (the rest are counted in Unrecorded),
+	// for timelines.
+	Start      time.Time `json:"start"`
+	Requests   []Record  `json:"requests,omitempty"`
+	Unrecorded int64     `json:"unrecorded,omitempty"`
 }
+
+// Record is one request: when it ended, in milliseconds after the run's
+// start, how long it took, and whether it failed.
+type Record struct {
+	EndMS     float64 `json:"t"`
+	LatencyMS float64 `json:"ms"`
+	Failed    bool    `json:"f,omitempty"`
+}
+
+// MaxRecords bounds Result.Requests: 300 000 requests, about 30 minutes of
+// the lab's load, a few megabytes.
+const MaxRecords = 300_000
 
 // LongestOutage is LongestOutageMS as a duration.
 func (r Result) LongestOutage() time.Duration {
@@ -82,6 +100,11 @@ func (r *recorder) record(backend string, took time.Duration, st stage, err erro
 	defer r.mu.Unlock()
 	r.res.Sent++
 	now := time.Now()
+	if len(r.res.Requests) < MaxRecords {
+		r.res.Requests = append(r.res.Requests, Record{EndMS: ms(now.Sub(r.start)), LatencyMS: ms(took), Failed: err != nil})
+	} else {
+		r.res.Unrecorded++
+	}
 	if err != nil {
 		r.res.Failed++
 		switch st {
@@ -101,6 +124,8 @@ func (r *recorder) record(backend string, took time.Duration, st stage, err erro
 	r.closeOutage(now)
 	r.lastOK = now
 }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func (r *recorder) closeOutage(now time.Time) {
 	if !r.failedSince {
@@ -125,7 +150,8 @@ func Run(ctx context.Context, o Options) Result {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Duration)
 	defer cancel()
-	rec := &recorder{res: Result{ByBackend: map[string]int64{}}, lastOK: time.Now(), start: time.Now()}
+	now := time.Now()
+	rec := &recorder{res: Result{ByBackend: map[string]int64{}, Start: now}, lastOK: now, start: now}
 	var claimed atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < o.Workers; w++ {

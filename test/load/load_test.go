@@ -32,6 +32,26 @@ func TestRunCountsFailuresAndOutage(t *testing.T) {
 	if res.LongestOutage() < 100*time.Millisecond || len(res.Errors) != 5 {
 		t.Fatalf("outage %v, errors %v; want at least the 10 × 10 ms failing and five errors", res.LongestOutage(), res.Errors)
 	}
+	// The per-request record: every request, in order, the failing ones
+	// marked, each ending after the one before.
+	if len(res.Requests) != 40 || res.Unrecorded != 0 {
+		t.Fatalf("%d records, %d unrecorded; want 40", len(res.Requests), res.Unrecorded)
+	}
+	failed := 0
+	for i, rec := range res.Requests {
+		if rec.Failed {
+			failed++
+			if i < 10 || i >= 20 || rec.LatencyMS < 10 {
+				t.Errorf("request %d recorded failed after %.1f ms; want only 11-20, each at least 10 ms", i+1, rec.LatencyMS)
+			}
+		}
+		if i > 0 && rec.EndMS < res.Requests[i-1].EndMS {
+			t.Errorf("request %d ended before request %d", i+1, i)
+		}
+	}
+	if failed != 10 {
+		t.Errorf("%d records failed, want 10", failed)
+	}
 }
 
 // A slow success is a stall, not an outage: it shows as the slowest
