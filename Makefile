@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN_DIR ?= bin
 
-.PHONY: help build test unit fuzz lint demo bench e2e lab-report deps test-binaries clean
+.PHONY: help build test unit fuzz lint demo bench e2e lab-report mutation deps test-binaries clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ e2e: ## the HA lab in network namespaces (root); results in _output/LAB.md
 
 lab-report: ## run the labs with the original's setup as a second column and, if they pass, write LAB.md and the timelines in docs/lab
 	hack/lab-report.sh
+
+mutation: ## mutation testing of the pure packages (gremlins); the score per package in _output/mutation/score.txt
+	hack/mutation.sh
 
 bench: ## benchmarks against the original's algorithm (~20 min); writes BENCHMARKS.md and bench/latest.txt
 	hack/bench.sh
