@@ -761,7 +761,8 @@ func report(rows []row, baseline map[string]load.Result) {
 		"moves is sent again after 1 s: a stall, not a failure); \"to connect\": the TCP connect failed (refused, timed\n" +
 		"out); \"in flight\": failed after the TLS handshake with an apiserver; the others were taken and dropped before\n" +
 		"the handshake ended. Each failure scenario asserts a bound, about twice the worst it measured when the bound was\n" +
-		"set; the bound column shows it (at most that many failed, no outage longer). docs/lab.md describes each scenario.\n" +
+		"set; the bound column shows it (at most that many failed, no outage longer). docs/lab.md describes each scenario;\n" +
+		"a failure scenario's timeline (requests per 100 ms, its moments marked) is linked from its notes.\n" +
 		"Rows K1-K6 are the kubelet lab: the same, but each master's containerd and kubelet v1.37.2 run the shipped static\n" +
 		"pods (manifests/haproxy.yaml and keepalived.yaml) from images built by hack/build-images.sh.\n" +
 		"Rows B1-B7 are the kubeadm lab: a cluster kubeadm v1.37.2 builds through the VIP (three control planes with\n" +
