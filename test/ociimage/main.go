@@ -1,6 +1,7 @@
 // Command ociimage writes an OCI image layout as a tar that "ctr images
 // import" loads, without a registry: the lab's kubelets run the shipped
-// static pods from images built this way.
+// static pods from images built this way. The tar is also a docker archive
+// (manifest.json), which "docker load" takes.
 //
 //	ociimage -name localhost/haproxy-monitor:latest -out image.tar \
 //	    -layer rootfs.tar -file /usr/local/bin/monitor=bin/monitor [-entrypoint /pause]
@@ -102,6 +103,14 @@ func run(names []string, out, entrypoint string, layers, files []string) error {
 		entries = append(entries, d)
 	}
 	index, _ := json.Marshal(map[string]any{"schemaVersion": 2, "manifests": entries})
+	// The same tar is also a docker archive, for "docker load" (which reads
+	// manifest.json, not the OCI index): the config and layers where the
+	// OCI layout has them.
+	var layerPaths []string
+	for _, d := range layerDescs {
+		layerPaths = append(layerPaths, blobPath(d.Digest))
+	}
+	dockerManifest, _ := json.Marshal([]map[string]any{{"Config": blobPath(cfgDesc.Digest), "RepoTags": names, "Layers": layerPaths}})
 
 	tmp := out + ".tmp"
 	f, err := os.Create(tmp)
@@ -120,7 +129,7 @@ func run(names []string, out, entrypoint string, layers, files []string) error {
 	for _, e := range []struct {
 		path string
 		b    []byte
-	}{{"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)}, {"index.json", index},
+	}{{"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)}, {"index.json", index}, {"manifest.json", dockerManifest},
 		{blobPath(cfgDesc.Digest), cfgJSON}, {blobPath(manDesc.Digest), manifest}} {
 		if err := add(e.path, e.b); err != nil {
 			return err
