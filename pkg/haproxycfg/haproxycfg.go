@@ -33,9 +33,7 @@ var sectionKeywords = map[string]bool{
 }
 
 func stripComment(line string) string {
-	if i := strings.IndexByte(line, '#'); i >= 0 {
-		return line[:i]
-	}
+	line, _, _ = strings.Cut(line, "#")
 	return line
 }
 
@@ -47,15 +45,12 @@ func SplitAddress(s string) (host string, port uint16, ok bool) {
 	portText := ""
 	switch {
 	case strings.HasPrefix(s, "["):
-		end := strings.IndexByte(s, ']')
-		rest := ""
-		if end >= 0 {
-			rest = s[end+1:]
-		}
-		if end < 0 || (rest != "" && !strings.HasPrefix(rest, ":")) {
+		inner, rest, closed := strings.Cut(s[1:], "]")
+		p, hasPort := strings.CutPrefix(rest, ":")
+		if !closed || (rest != "" && !hasPort) {
 			return "", 0, false
 		}
-		host, portText = s[1:end], strings.TrimPrefix(rest, ":")
+		host, portText = inner, p
 	case strings.Contains(s, ":"):
 		i := strings.LastIndexByte(s, ':')
 		host, portText = s[:i], s[i+1:]

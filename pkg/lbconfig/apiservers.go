@@ -1,6 +1,9 @@
 package lbconfig
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // APIServerNodes turns the apiserver addresses of the default/kubernetes
 // Endpoints (degraded discovery: the Nodes may not be read) into members for
@@ -78,20 +81,9 @@ func synthName(addr string, used map[string]bool) string {
 	}
 	name := s
 	for i := 2; used[name] || ValidateNodeName(name) != nil; i++ {
-		name = s[:min(len(s), 240)] + "-" + itoa(i)
+		name = s[:min(len(s), 240)] + "-" + strconv.Itoa(i)
 	}
 	return name
-}
-
-func itoa(i int) string {
-	if i == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; i > 0; i /= 10 {
-		b = append([]byte{byte('0' + i%10)}, b...)
-	}
-	return string(b)
 }
 
 // MaxRememberedNames bounds the name memory degraded discovery draws on.
@@ -102,7 +94,7 @@ const MaxRememberedNames = 64
 // first, at most MaxRememberedNames. A master that leaves the Endpoints for
 // a moment (its apiserver restarting) gets its name back when it returns.
 func RememberNames(known, backends []Backend) []Backend {
-	out := make([]Backend, 0, min(len(known)+len(backends), MaxRememberedNames))
+	var out []Backend
 	seen := map[string]bool{}
 	for _, list := range [][]Backend{backends, known} {
 		for _, b := range list {

@@ -2,6 +2,7 @@ package lbconfig
 
 import (
 	"reflect"
+	"strconv"
 	"testing"
 )
 
@@ -71,7 +72,7 @@ func TestRememberNames(t *testing.T) {
 	}
 	var many []Backend
 	for i := 0; i < 2*MaxRememberedNames; i++ {
-		many = append(many, Backend{Host: "n" + itoa(i), Address: "198.18.1." + itoa(i)})
+		many = append(many, Backend{Host: "n" + strconv.Itoa(i), Address: "198.18.1." + strconv.Itoa(i)})
 	}
 	if got := RememberNames(many, known); len(got) != MaxRememberedNames || got[0] != known[0] || got[2] != many[0] {
 		t.Fatalf("bounded memory: %d entries, starting %v", len(got), got[:3])

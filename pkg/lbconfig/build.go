@@ -1,8 +1,10 @@
 package lbconfig
 
 import (
+	"cmp"
 	"net/netip"
-	"sort"
+	"slices"
+	"strings"
 )
 
 // Build computes the template data for nodes under opts. Nodes that yield no
@@ -59,12 +61,8 @@ func Build(nodes []Node, opts Options) (cfg LBConfig, skipped []Skipped) {
 	}
 	// The original sorts by the address string; keep that order so existing
 	// templates render byte for byte the same. Name breaks ties for stability.
-	sort.Slice(cfg.Backends, func(i, j int) bool {
-		a, b := cfg.Backends[i], cfg.Backends[j]
-		if a.Address != b.Address {
-			return a.Address < b.Address
-		}
-		return a.Host < b.Host
+	slices.SortFunc(cfg.Backends, func(a, b Backend) int {
+		return cmp.Or(strings.Compare(a.Address, b.Address), strings.Compare(a.Host, b.Host))
 	})
 	return cfg, skipped
 }

@@ -3,6 +3,7 @@ package lbconfig
 import (
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -189,5 +190,34 @@ func TestVIPSubnets(t *testing.T) {
 	want := []netip.Prefix{p("198.18.0.0/24"), p("fd00::/64"), {}, p("198.19.0.0/16")}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+// A skipped node's reason says what was wrong with it: no InternalIP at
+// all, none of the VIP's family (or none usable without a VIP), naming the
+// first invalid address.
+func TestBuildSkipReasons(t *testing.T) {
+	v4 := Options{APIPort: 6443, VIPs: []netip.Addr{netip.MustParseAddr("198.18.0.100")}}
+	for _, tc := range []struct {
+		name string
+		opts Options
+		node Node
+		want string
+	}{
+		{"no InternalIP", v4, Node{Name: "m1"}, "no InternalIP"},
+		{"none of the VIP's family", v4, Node{Name: "m1", InternalIPs: []string{"fd00::1"}}, "no InternalIP usable for the VIP address family"},
+		{"no VIP, none usable", Options{APIPort: 6443}, Node{Name: "m1", InternalIPs: []string{"bogus"}}, "no usable InternalIP ("},
+		{"the first invalid address named", v4, Node{Name: "m1", InternalIPs: []string{"first-bad", "second-bad"}}, "first-bad"},
+	} {
+		_, skipped := Build([]Node{tc.node}, tc.opts)
+		if len(skipped) != 1 || !strings.HasPrefix(skipped[0].Reason, tc.want) && !strings.Contains(skipped[0].Reason, tc.want) {
+			t.Errorf("%s: skipped %+v, want a reason with %q", tc.name, skipped, tc.want)
+		}
+		if tc.name == "the first invalid address named" && strings.Contains(skipped[0].Reason, "second-bad") {
+			t.Errorf("%s: %q names the second invalid address", tc.name, skipped[0].Reason)
+		}
+		if tc.name == "none of the VIP's family" && strings.HasPrefix(skipped[0].Reason, "no usable") {
+			t.Errorf("%s: %q", tc.name, skipped[0].Reason)
+		}
 	}
 }

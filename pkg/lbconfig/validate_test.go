@@ -7,7 +7,9 @@ import (
 )
 
 func TestValidateNodeName(t *testing.T) {
-	good := []string{"m1", "master-0.example.com", "a", strings.Repeat("a", 63) + "." + strings.Repeat("b", 63)}
+	// The longest name allowed: 253 characters.
+	longest := strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 61)
+	good := []string{"m1", "master-0.example.com", "a", strings.Repeat("a", 63) + "." + strings.Repeat("b", 63), longest}
 	bad := []string{"", "M1", "-m1", "m1-", "m 1", "m1\n", "m1#x", "m1;x", "m1/x", "m1..x", strings.Repeat("a", 254)}
 	for _, n := range good {
 		if err := ValidateNodeName(n); err != nil {
