@@ -258,17 +258,22 @@ func (s *Staged) Discard() {
 }
 
 func writeSynced(f *os.File, data []byte, mode fs.FileMode) error {
-	_, werr := f.Write(data)
-	if werr == nil {
-		werr = f.Chmod(mode)
+	err := firstError(
+		func() error { _, err := f.Write(data); return err },
+		func() error { return f.Chmod(mode) },
+		f.Sync,
+	)
+	return errors.Join(err, f.Close())
+}
+
+// firstError runs steps in order until one fails.
+func firstError(steps ...func() error) error {
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
 	}
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	return werr
+	return nil
 }
 
 func syncDir(dir string) error {

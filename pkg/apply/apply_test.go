@@ -255,3 +255,65 @@ func TestLockRefusesASecondWriter(t *testing.T) {
 	}
 	again()
 }
+
+// A new file gets DefaultMode (0644 without one) and the writer's owner.
+func TestNewFileModeAndOwner(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		defaultMode, want os.FileMode
+	}{{0, 0o644}, {0o600, 0o600}} {
+		path := filepath.Join(dir, "cfg-"+strconv.Itoa(int(c.want)))
+		if _, err := (&File{Path: path, DefaultMode: c.defaultMode}).Apply(context.Background(), []byte("x\n")); err != nil {
+			t.Fatal(err)
+		}
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		if st.Mode().Perm() != c.want || int(sys.Uid) != os.Getuid() || int(sys.Gid) != os.Getgid() {
+			t.Errorf("DefaultMode %v: mode %v owner %d:%d, want %v %d:%d", c.defaultMode, st.Mode().Perm(), sys.Uid, sys.Gid, c.want, os.Getuid(), os.Getgid())
+		}
+	}
+}
+
+// Root's own file keeps its group too (uid 0 is an owner like any other).
+func TestRootOwnedFileKeepsItsGroup(t *testing.T) {
+	need.Root(t)
+	path := filepath.Join(t.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(path, []byte("old\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, 0, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&File{Path: path}).Apply(context.Background(), []byte("new\n")); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(path)
+	if sys := st.Sys().(*syscall.Stat_t); sys.Uid != 0 || sys.Gid != 65534 {
+		t.Fatalf("owner %d:%d, want 0:65534", sys.Uid, sys.Gid)
+	}
+}
+
+// haproxy's complaint is kept up to 2000 bytes, cut with "..." beyond.
+func TestHAProxyCheckCutsLongOutput(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []int{2000, 2001} {
+		bin := filepath.Join(dir, "haproxy-"+strconv.Itoa(n))
+		script := "#!/bin/sh\nhead -c " + strconv.Itoa(n) + " /dev/zero | tr '\\0' a\nexit 1\n"
+		if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		err := HAProxyCheck(bin, 10*time.Second)(context.Background(), filepath.Join(dir, "any.cfg"))
+		if err == nil {
+			t.Fatalf("%d bytes: no error", n)
+		}
+		msg := err.Error()
+		as := strings.Count(msg, "a")
+		cut := strings.HasSuffix(msg, "...")
+		if as < 2000 || as > 2000+strings.Count(bin+": exit status 1", "a") || cut != (n > 2000) {
+			t.Errorf("%d bytes of output: %d a's, cut %v", n, as, cut)
+		}
+	}
+}

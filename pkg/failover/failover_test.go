@@ -9,12 +9,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/keepalived"
@@ -210,14 +212,7 @@ func TestControllerHaproxyGoneAndHandOver(t *testing.T) {
 	}
 	holds.Store(false)
 	left := fc.Now()
-	stepUntil(t, fc, 20*time.Millisecond, "the redirect out after Settle", func() bool {
-		select {
-		case <-done:
-			return true
-		default:
-			return false
-		}
-	})
+	stepUntil(t, fc, 20*time.Millisecond, "the redirect out after Settle", closed(done))
 	if d := fc.Since(left); d < 300*time.Millisecond {
 		t.Fatalf("rules out %v after the VIP left; want at least Settle (300ms)", d)
 	}
@@ -237,10 +232,11 @@ func TestShutdownHoldsWhenTheVIPJustLeft(t *testing.T) {
 	var vipHere atomic.Bool
 	vipHere.Store(true)
 	fc := clocktesting.NewFakeClock(time.Unix(1000, 0))
+	log, hook := logtest.NewNullLogger()
 	sw := redirect.NewSwitch(redirect.SwitchOptions{Rules: &holdRules{log: track}, OnAfter: 1, OffAfter: 11,
 		Interval: 10 * time.Second, Log: quiet(), Now: fc.Now})
 	c := New(Options{Redirect: sw, Interval: 10 * time.Second, ProbeInterval: 10 * time.Millisecond, Clock: fc,
-		Log: quiet(), Track: track, HoldsVIP: vipHere.Load, HandOver: 5 * time.Second, Settle: 200 * time.Millisecond,
+		Log: log, Track: track, HoldsVIP: vipHere.Load, HandOver: 5 * time.Second, Settle: 200 * time.Millisecond,
 		Probe: func(context.Context) error { return nil }})
 	stop, done := run(t, c)
 	stepUntil(t, fc, 10*time.Millisecond, "Holding", func() bool { return track.last() == keepalived.Holding })
@@ -248,14 +244,7 @@ func TestShutdownHoldsWhenTheVIPJustLeft(t *testing.T) {
 	vipHere.Store(false) // keepalived, stopping, took the VIP away
 	stop()
 	start := fc.Now()
-	stepUntil(t, fc, 10*time.Millisecond, "stopped", func() bool {
-		select {
-		case <-done:
-			return true
-		default:
-			return false
-		}
-	})
+	stepUntil(t, fc, 10*time.Millisecond, "stopped", closed(done))
 	got := track.values()[before:]
 	want := []keepalived.Level{held, keepalived.Fault, removed}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -263,6 +252,27 @@ func TestShutdownHoldsWhenTheVIPJustLeft(t *testing.T) {
 	}
 	if d := fc.Since(start); d < 200*time.Millisecond {
 		t.Fatalf("rules out after %v; want the hold kept for Settle (200ms)", d)
+	}
+	var said []string
+	for _, e := range hook.AllEntries() {
+		said = append(said, e.Message)
+	}
+	for _, msg := range []string{"holding new connections to the VIP while it moves to another node", "API redirect rules removed on shutdown"} {
+		if !slices.Contains(said, msg) {
+			t.Errorf("the log %q lacks %q", said, msg)
+		}
+	}
+}
+
+// closed reports whether done is closed, without waiting.
+func closed(done <-chan struct{}) func() bool {
+	return func() bool {
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
 	}
 }
 
@@ -272,31 +282,55 @@ func TestShutdownHoldsWhenTheVIPJustLeft(t *testing.T) {
 // requests to exactly that flap); when haproxy does not serve, it is told
 // at once.
 func TestControllerTakesOverTheTrackFile(t *testing.T) {
-	for _, healthy := range []bool{true, false} {
-		t.Run(fmt.Sprintf("serving=%v", healthy), func(t *testing.T) {
-			track := &stateTrack{says: keepalived.Serving}
+	for _, tc := range []struct {
+		says    keepalived.Level
+		healthy bool
+		want    string // the levels written
+	}{
+		{keepalived.Serving, true, "[]"},
+		{keepalived.Holding, true, "[]"},
+		{keepalived.Fault, true, "[" + keepalived.Fault.String() + " " + keepalived.Serving.String() + "]"},
+		{keepalived.Serving, false, "[" + keepalived.Fault.String() + "]"},
+	} {
+		t.Run(fmt.Sprintf("says %v, serving=%v", tc.says, tc.healthy), func(t *testing.T) {
+			track := &stateTrack{says: tc.says}
 			fc := clocktesting.NewFakeClock(time.Unix(1000, 0))
 			var probes atomic.Int64
+			rules := &presentRules{}
+			var installed atomic.Bool
+			sw := redirect.NewSwitch(redirect.SwitchOptions{Rules: rules, OnAfter: 3, OffAfter: 11, Interval: time.Hour,
+				Log: quiet(), Installed: installed.Store, Now: fc.Now})
 			c := New(Options{Interval: time.Hour, ProbeInterval: 10 * time.Millisecond, Clock: fc, Log: quiet(), Track: track,
+				Redirect: sw, HoldsVIP: func() bool { return tc.says == keepalived.Holding },
 				Probe: func(context.Context) error {
 					probes.Add(1)
-					if healthy {
+					if tc.healthy {
 						return nil
 					}
 					return errors.New("haproxy says no backend")
 				}})
-			run(t, c)
+			stop, done := run(t, c)
 			stepUntil(t, fc, 10*time.Millisecond, "five probes", func() bool { return probes.Load() >= 5 })
-			got := track.values()
-			if healthy && len(got) != 0 {
-				t.Errorf("keepalived told %v while haproxy served throughout; want nothing written", got)
+			if got := fmt.Sprint(track.values()); got != tc.want {
+				t.Errorf("keepalived told %v; want %v", got, tc.want)
 			}
-			if !healthy && (len(got) == 0 || got[0] != keepalived.Fault) {
-				t.Errorf("keepalived told %v; want fault at once (no local apiserver probe)", got)
+			if installed.Load() != tc.healthy || rules.removed() == tc.healthy {
+				t.Errorf("redirect installed %v, leftovers removed %v; want them kept only while haproxy serves", installed.Load(), rules.removed())
 			}
+			// A holder hands over on shutdown, waiting by the clock.
+			stop()
+			stepUntil(t, fc, 100*time.Millisecond, "stopped", closed(done))
 		})
 	}
 }
+
+// presentRules are complete rules a previous run left.
+type presentRules struct{ removes atomic.Int64 }
+
+func (r *presentRules) Ensure() error          { return nil }
+func (r *presentRules) Remove() error          { r.removes.Add(1); return nil }
+func (r *presentRules) Present() (bool, error) { return true, nil }
+func (r *presentRules) removed() bool          { return r.removes.Load() > 0 }
 
 // stateTrack is a track file that remembers what it says.
 type stateTrack struct {

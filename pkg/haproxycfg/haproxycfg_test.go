@@ -53,3 +53,67 @@ func TestParseSkeletonAndStateFile(t *testing.T) {
 		t.Fatalf("a changed option kept the skeleton: %+v", c)
 	}
 }
+
+func TestSplitAddress(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		host string
+		port uint16
+		ok   bool
+	}{
+		{"198.18.0.1:6443", "198.18.0.1", 6443, true},
+		{"198.18.0.1", "198.18.0.1", 0, true},
+		{"[fd00::1]:6443", "fd00::1", 6443, true},
+		{"[fd00::1]", "fd00::1", 0, true},
+		{"[fd00::1]x", "", 0, false},
+		{"[fd00::1]:", "fd00::1", 0, true},
+		{"[fd00::1", "", 0, false},
+		{"fd00::1:6443", "fd00::1", 6443, true},
+		{"[::ffff:198.18.0.1]:80", "198.18.0.1", 80, true},
+		{"[FD00::0001]:1", "fd00::1", 1, true},
+		{"m1.example:65535", "m1.example", 65535, true},
+		{"m1.example:65536", "", 0, false},
+		{"m1.example:x", "", 0, false},
+		{":6443", "", 6443, false},
+		{"", "", 0, false},
+	} {
+		host, port, ok := SplitAddress(c.in)
+		if host != c.host || port != c.port || ok != c.ok {
+			t.Errorf("SplitAddress(%q) = %q, %d, %v; want %q, %d, %v", c.in, host, port, ok, c.host, c.port, c.ok)
+		}
+	}
+}
+
+func TestParseEdges(t *testing.T) {
+	cfg := "# a comment at the first column\n" +
+		"global\n" +
+		"  server-state-file rel\n" +
+		"  server-state-file\n" +
+		"backend\n" +
+		"  server orphan 198.18.0.1:6443\n" +
+		"backend b\n" +
+		"  server short\n" +
+		"  server three 198.18.0.3:6443\n" +
+		"frontend f\n" +
+		"  server-state-file /not/global\n"
+	p := Parse([]byte(cfg))
+	if p.StateFile != "rel" {
+		t.Errorf("state file %q, want the relative path kept as written without a base", p.StateFile)
+	}
+	want := []Server{{Section: "b", Name: "three", Address: "198.18.0.3", Port: 6443, Keywords: []string{}}}
+	if !reflect.DeepEqual(p.Servers, want) {
+		t.Errorf("servers %+v, want %+v", p.Servers, want)
+	}
+	wantSkel := "global\nserver-state-file rel\nserver-state-file\nbackend\nserver orphan 198.18.0.1:6443\nbackend b\nserver short\nfrontend f\nserver-state-file /not/global\n"
+	if p.Skeleton != wantSkel {
+		t.Errorf("skeleton\n%s\nwant\n%s", p.Skeleton, wantSkel)
+	}
+	abs := Parse([]byte("global\n  server-state-base /base\n  server-state-file /abs\n"))
+	if abs.StateFile != "/abs" {
+		t.Errorf("absolute state file joined to its base: %q", abs.StateFile)
+	}
+	joined := Parse([]byte("global\n  server-state-base /base\n  server-state-file s\n"))
+	if joined.StateFile != "/base/s" {
+		t.Errorf("relative state file %q, want /base/s", joined.StateFile)
+	}
+}

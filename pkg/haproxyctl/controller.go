@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io/fs"
 	"math/rand/v2"
-	"os"
 	"sync"
 	"time"
 
@@ -85,6 +84,17 @@ type Controller struct {
 
 // New returns a Controller; Run starts it.
 func New(opts Options) *Controller {
+	opts = opts.withDefaults()
+	c := &Controller{opts: opts, clock: opts.Clock, events: make(chan Event, 256), wake: make(chan struct{}, 1)}
+	if c.clock == nil {
+		c.clock = clock.RealClock{}
+	}
+	return c
+}
+
+// withDefaults fills in the durations left zero (or negative), and the
+// stats socket from the admin socket.
+func (opts Options) withDefaults() Options {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
@@ -100,11 +110,7 @@ func New(opts Options) *Controller {
 	if opts.StatsSocket == "" {
 		opts.StatsSocket = opts.AdminSocket
 	}
-	c := &Controller{opts: opts, clock: opts.Clock, events: make(chan Event, 256), wake: make(chan struct{}, 1)}
-	if c.clock == nil {
-		c.clock = clock.RealClock{}
-	}
-	return c
+	return opts
 }
 
 // Events delivers the outcomes; the monitor's loop reads them.
@@ -196,8 +202,7 @@ func (c *Controller) carryOut(ctx context.Context, m *machine, effects []any) {
 			more = m.delivered(Send(ctx, c.opts.Socket, c.opts.SendTimeout), now())
 		case readServers:
 			servers, err := runtimeapi.ServersState(ctx, c.opts.StatsSocket, "")
-			missing := errors.Is(err, fs.ErrNotExist) && !socketExists(c.opts.StatsSocket)
-			more = m.serversRead(servers, err, missing, now())
+			more = m.serversRead(servers, err, errors.Is(err, fs.ErrNotExist), now())
 		case setDrain:
 			var err error
 			state := map[bool]string{true: "drain", false: "ready"}[e.on]
@@ -306,9 +311,4 @@ func Serves(servers []runtimeapi.Server, expected []haproxycfg.Server) bool {
 		}
 	}
 	return true
-}
-
-func socketExists(path string) bool {
-	st, err := os.Stat(path)
-	return err == nil && st.Mode()&fs.ModeSocket != 0
 }

@@ -3,16 +3,20 @@ package haproxyctl
 import (
 	"context"
 	"fmt"
-	"github.com/haproxy-monitor/haproxy-monitor/test/fakesock"
-	"github.com/haproxy-monitor/haproxy-monitor/test/poll"
+	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	logtest "github.com/sirupsen/logrus/hooks/test"
+
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/apply"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/haproxycfg"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/runtimeapi"
+	"github.com/haproxy-monitor/haproxy-monitor/test/fakesock"
+	"github.com/haproxy-monitor/haproxy-monitor/test/poll"
 )
 
 const cfgAB = `backend masters
@@ -198,6 +202,111 @@ func TestServes(t *testing.T) {
 	for _, tc := range tests {
 		if got := Serves(tc.servers, want); got != tc.ok {
 			t.Errorf("%s: Serves = %v, want %v", tc.name, got, tc.ok)
+		}
+	}
+}
+
+// Durations left zero get the documented defaults; the stats socket
+// defaults to the admin socket.
+func TestOptionDefaults(t *testing.T) {
+	got := Options{AdminSocket: "/a.sock"}.withDefaults()
+	want := Options{AdminSocket: "/a.sock", StatsSocket: "/a.sock", VerifyTimeout: 10 * time.Second, SampleInterval: 6 * time.Second,
+		SendTimeout: 2 * time.Second, MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
+		RetryMin: time.Second, RetryMax: 30 * time.Second}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("defaults %+v\nwant     %+v", got, want)
+	}
+	set := Options{StatsSocket: "/s.sock", VerifyTimeout: time.Millisecond, SampleInterval: time.Millisecond,
+		SendTimeout: time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond,
+		RetryMin: time.Millisecond, RetryMax: time.Millisecond}
+	if got := set.withDefaults(); !reflect.DeepEqual(got, set) {
+		t.Fatalf("set options changed: %+v", got)
+	}
+}
+
+// The sampler counts the servers up and down from the stats socket.
+func TestControllerSamples(t *testing.T) {
+	rt := sockPath(t)
+	fakesock.NewRuntimeAPI(t, rt, "masters a 198.18.0.1 6443", "masters b fd00::2 6443", "masters c 198.18.0.3 6443 down")
+	c := startController(t, Options{Socket: sockPath(t), StatsSocket: rt, SampleInterval: time.Hour})
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev := <-c.Events():
+			if ev.Kind != Sampled {
+				continue
+			}
+			if ev.Err != nil || ev.Up != 2 || ev.Down != 1 {
+				t.Fatalf("sample %+v, want 2 up and 1 down", ev)
+			}
+			return
+		case <-timeout:
+			t.Fatal("no sample within 10s")
+		}
+	}
+}
+
+// Before a reload the servers' states are saved to the configuration's
+// server-state-file; a configuration without one gets none.
+func TestControllerWritesTheStateFile(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	for _, tc := range []struct {
+		name, cfg string
+		written   bool
+	}{
+		{"without a state file", cfgA, false},
+		{"with one", "global\n  server-state-file " + state + "\n" + cfgA, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path, rt := sockPath(t), sockPath(t)
+			fakesock.NewReloader(t, path)
+			fakesock.NewRuntimeAPI(t, rt, "masters a 198.18.0.1 6443")
+			c := startController(t, Options{Socket: path, StatsSocket: rt, SampleInterval: time.Hour})
+			c.Serve(Target{Config: []byte(tc.cfg)})
+			written := false
+			timeout := time.After(10 * time.Second)
+			for done := false; !done; {
+				select {
+				case ev := <-c.Events():
+					switch ev.Kind {
+					case StateFileWritten:
+						written = ev.Err == nil
+					case Delivered:
+						done = true
+					}
+				case <-timeout:
+					t.Fatal("no delivery within 10s")
+				}
+			}
+			b, err := os.ReadFile(state)
+			if written != tc.written || (tc.written && (err != nil || !strings.Contains(string(b), "masters 1 a 198.18.0.1"))) {
+				t.Fatalf("state file written %v (%q, %v), want %v", written, b, err, tc.written)
+			}
+		})
+	}
+}
+
+// Every phase the controller moves to is logged.
+func TestControllerLogsPhases(t *testing.T) {
+	log, hook := logtest.NewNullLogger()
+	path, rt := sockPath(t), sockPath(t)
+	fakesock.NewReloader(t, path)
+	fakesock.NewRuntimeAPI(t, rt, "masters a 198.18.0.1 6443")
+	c := startController(t, Options{Socket: path, StatsSocket: rt, Log: log})
+	c.Serve(Target{Config: []byte(cfgA)})
+	expect(t, c, Written, Delivered, Serving)
+	poll.Must(t, 10*time.Second, "the serving phase logged", func() bool {
+		for _, e := range hook.AllEntries() {
+			if e.Message == "haproxy: serving" && e.Data["to"] == "serving" && e.Data["from"] != "serving" {
+				return true
+			}
+		}
+		return false
+	})
+	for _, e := range hook.AllEntries() {
+		if e.Data["from"] == e.Data["to"] {
+			t.Errorf("logged a move to the same phase: %v", e.Data)
 		}
 	}
 }

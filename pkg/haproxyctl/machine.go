@@ -346,7 +346,8 @@ func (m *machine) serversRead(servers []runtimeapi.Server, err error, socketMiss
 	switch {
 	case err == nil && Serves(servers, haproxycfg.Servers(cfg)):
 		m.serving(cfg)
-		return []any{emit{Event{Kind: Serving, At: now, SentAt: sentAt, Path: path}}}
+		// A new haproxy has none of the drains: asked for at once.
+		return append([]any{emit{Event{Kind: Serving, At: now, SentAt: sentAt, Path: path}}}, m.tick(now)...)
 	case err == nil && m.phase == PhaseChecking:
 		m.to(PhaseReloadOwed, now)
 		return append([]any{emit{Event{Kind: Stale, At: now}}}, m.tick(now)...)
@@ -354,7 +355,7 @@ func (m *machine) serversRead(servers []runtimeapi.Server, err error, socketMiss
 		return nil // haproxy may still be starting or loading: look again
 	case socketMissing:
 		m.serving(cfg)
-		return []any{emit{Event{Kind: Unverifiable, At: now, Err: err, SentAt: sentAt}}}
+		return append([]any{emit{Event{Kind: Unverifiable, At: now, Err: err, SentAt: sentAt}}}, m.tick(now)...)
 	}
 	if err == nil {
 		err = errors.New("haproxy serves other servers")

@@ -1,13 +1,16 @@
 package haproxyctl
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/apply"
 	"github.com/haproxy-monitor/haproxy-monitor/pkg/runtimeapi"
 )
 
@@ -95,8 +98,11 @@ func TestMachineReloadPath(t *testing.T) {
 		t.Fatalf("next poll at %v", next.Sub(t0))
 	}
 	// Past it: owed again at once.
-	want(t, "timed out", m.serversRead(servers("masters a 198.18.0.1 6443"), nil, false, at(6100*time.Millisecond)),
-		"not-serving sendReload")
+	got = m.serversRead(servers("masters a 198.18.0.1 6443"), nil, false, at(6100*time.Millisecond))
+	want(t, "timed out", got, "not-serving sendReload")
+	if err := got[0].(emit).ev.Err; err == nil || !strings.Contains(err.Error(), "other servers") {
+		t.Fatalf("not-serving says %v, want what haproxy serves", err)
+	}
 	want(t, "delivered again", m.delivered(nil, at(6200*time.Millisecond)), "delivered readServers")
 	got = m.serversRead(servers("masters a 198.18.0.1 6443", "masters b fd00::2 6443"), nil, false, at(6300*time.Millisecond))
 	want(t, "serving", got, "serving")
@@ -232,10 +238,132 @@ func TestMachineCandidateInvalidAfterRuntime(t *testing.T) {
 	m.serversRead(servers("masters a 198.18.0.1 6443"), nil, false, t0)
 	m.serve(Target{Config: []byte(cfgAB)}, at(time.Second))
 	want(t, "runtime change", m.fileRead([]byte(cfgA), nil, at(time.Second)), "changeRuntime")
-	invalid := fmt.Errorf("validating: %w", errors.New("refused"))
-	got := m.runtimeDone(runtimeResult{servedBase: true, commitErr: invalid}, at(time.Second))
+	got := m.runtimeDone(runtimeResult{servedBase: true, commitErr: validateErr(t)}, at(time.Second))
 	want(t, "invalid", got, "runtime-applied serving write-failed sendReload")
 	if m.phase != PhaseReloadOwed {
 		t.Fatalf("phase %v, want reload-owed", m.phase)
 	}
+	want(t, "delivered", m.delivered(nil, at(time.Second)), "delivered readServers")
+	want(t, "the file's servers", m.serversRead(servers("masters a 198.18.0.1 6443"), nil, false, at(time.Second)), "serving")
+	m.serve(Target{Config: []byte(cfgAB)}, at(2*time.Second))
+	want(t, "the same candidate again", m.fileRead([]byte(cfgA), nil, at(2*time.Second)), "writeFile")
+}
+
+// validateErr is the error apply gives for a candidate its validator refused.
+func validateErr(t *testing.T) error {
+	f := &apply.File{Path: filepath.Join(t.TempDir(), "haproxy.cfg"),
+		Validate: func(context.Context, string) error { return errors.New("refused") }}
+	staged, err := f.Stage([]byte(cfgAB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer staged.Discard()
+	err = staged.Validate(context.Background())
+	if apply.Stage(err) != apply.StageValidate {
+		t.Fatalf("validate error %v has stage %q", err, apply.Stage(err))
+	}
+	return err
+}
+
+// serving reaches serving: cfg delivered by a reload and confirmed.
+func reloaded(t *testing.T, m *machine, cfg string, now time.Time) {
+	t.Helper()
+	m.serve(Target{Config: []byte(cfg)}, now)
+	m.fileRead(nil, nil, now)
+	m.fileWritten([]byte(cfg), "why", true, nil, now)
+	want(t, "delivered", m.delivered(nil, now), "delivered readServers")
+}
+
+// A runtime change that starts from the reload still being confirmed, and
+// finds haproxy serving it, confirms that reload first.
+func TestMachineRuntimeChangeConfirmsTheReload(t *testing.T) {
+	m := newMachine(testSettings())
+	reloaded(t, m, cfgA, t0)
+	m.serve(Target{Config: []byte(cfgAB)}, at(100*time.Millisecond))
+	want(t, "runtime change", m.fileRead([]byte(cfgA), nil, at(100*time.Millisecond)), "changeRuntime")
+	got := m.runtimeDone(runtimeResult{servedBase: true, replaced: true}, at(200*time.Millisecond))
+	want(t, "done", got, "serving runtime-applied serving written")
+	if ev := got[0].(emit).ev; ev.Path != PathReload || !ev.SentAt.Equal(t0) {
+		t.Fatalf("first serving %+v, want the reload's confirmation", ev)
+	}
+}
+
+// Drains are asked for only while haproxy serves a known configuration,
+// through the runtime API; a reload starts a haproxy without them, a
+// runtime change keeps them.
+func TestMachineDrains(t *testing.T) {
+	st := testSettings()
+	st.runtime = false
+	m := newMachine(st)
+	m.serve(Target{Config: []byte(cfgAB), Drain: []string{"a"}}, t0)
+	m.fileRead([]byte(cfgAB), nil, t0)
+	want(t, "no runtime API", m.serversRead(servers("masters a 198.18.0.1 6443", "masters b fd00::2 6443"), nil, false, t0), "serving")
+
+	m = newMachine(testSettings())
+	reloaded(t, m, cfgAB, t0)
+	want(t, "not serving yet", m.serve(Target{Config: []byte(cfgAB), Drain: []string{"a"}}, t0), "readFile")
+	want(t, "still confirming", m.fileRead([]byte(cfgAB), nil, t0), "current")
+	got := m.serversRead(servers("masters a 198.18.0.1 6443", "masters b fd00::2 6443"), nil, false, at(100*time.Millisecond))
+	want(t, "serving", got, "serving setDrain")
+	if d := got[1].(setDrain); d.server != "a" || !d.on || !slices.Equal(d.sections, []string{"masters"}) {
+		t.Fatalf("drain %+v", d)
+	}
+	// A runtime change: haproxy keeps the drain.
+	m.serve(Target{Config: []byte(cfgA), Drain: []string{"a"}}, at(time.Second))
+	want(t, "b removed", m.fileRead([]byte(cfgAB), nil, at(time.Second)), "changeRuntime")
+	want(t, "applied", m.runtimeDone(runtimeResult{servedBase: true, replaced: true}, at(time.Second)),
+		"runtime-applied serving written")
+	// A reload: the new haproxy is drained again.
+	m.serve(Target{Config: []byte("global\n  maxconn 10\n" + cfgA), Drain: []string{"a"}}, at(2*time.Second))
+	want(t, "reload", m.fileRead([]byte(cfgA), nil, at(2*time.Second)), "writeFile")
+	m.fileWritten([]byte("global\n  maxconn 10\n"+cfgA), "why", true, nil, at(2*time.Second))
+	m.delivered(nil, at(2*time.Second))
+	want(t, "reloaded", m.serversRead(servers("masters a 198.18.0.1 6443"), nil, false, at(2100*time.Millisecond)), "serving setDrain")
+}
+
+// A reload owed again keeps its delivery backoff: a new change does not
+// make the refused socket be tried at once.
+func TestMachineBackoffSurvivesANewChange(t *testing.T) {
+	st := testSettings()
+	st.runtime = false
+	m := newMachine(st)
+	m.serve(Target{Config: []byte(cfgA)}, t0)
+	m.fileRead(nil, nil, t0)
+	m.fileWritten([]byte(cfgA), "why", true, nil, t0)
+	want(t, "refused", m.delivered(errors.New("connection refused"), t0), "delivery-failed")
+	m.serve(Target{Config: []byte(cfgAB)}, at(10*time.Millisecond))
+	m.fileRead([]byte(cfgA), nil, at(10*time.Millisecond))
+	want(t, "written", m.fileWritten([]byte(cfgAB), "why", true, nil, at(10*time.Millisecond)), "written writeStateFile")
+	if next, _ := m.next(); next != at(100*time.Millisecond) {
+		t.Fatalf("next send at %v, want the backoff's 100ms", next.Sub(t0))
+	}
+}
+
+// Sessions are shut every spread/n × (0.5 + jitter); a server without
+// sessions is removed as soon as they are listed.
+func TestMachineShutSpacingAndNoSessions(t *testing.T) {
+	st := testSettings()
+	st.jitter = func() float64 { return 0.25 }
+	m := newMachine(st)
+	m.serve(Target{Config: []byte(cfgAB)}, t0)
+	m.fileRead([]byte(cfgAB), nil, t0)
+	m.serversRead(servers("masters a 198.18.0.1 6443", "masters b fd00::2 6443"), nil, false, t0)
+	m.serve(Target{Config: []byte(cfgA)}, t0)
+	m.fileRead([]byte(cfgAB), nil, t0)
+	m.runtimeDone(runtimeResult{servedBase: true, replaced: true}, t0)
+	want(t, "grace over", m.tick(at(10*time.Second)), "listSessions")
+	want(t, "listed", m.sessionsListed("masters/b", []string{"0x1", "0x2"}, at(10*time.Second)), "shutSession")
+	if next, _ := m.next(); next != at(10*time.Second+1500*time.Millisecond) {
+		t.Fatalf("second shut at %v, want 2 s × 0.75 after the first", next.Sub(t0))
+	}
+
+	m = newMachine(testSettings())
+	m.serve(Target{Config: []byte(cfgAB)}, t0)
+	m.fileRead([]byte(cfgAB), nil, t0)
+	m.serversRead(servers("masters a 198.18.0.1 6443", "masters b fd00::2 6443"), nil, false, t0)
+	m.serve(Target{Config: []byte(cfgA)}, t0)
+	m.fileRead([]byte(cfgAB), nil, t0)
+	m.runtimeDone(runtimeResult{servedBase: true, replaced: true}, t0)
+	m.tick(at(10 * time.Second))
+	want(t, "no sessions", m.sessionsListed("masters/b", nil, at(10*time.Second)), "removeServer")
 }

@@ -155,7 +155,7 @@ func unsupported(kw []string) string {
 			return fmt.Sprintf("keyword %q is not known to work with add server", kw[i])
 		}
 		i += n
-		if i >= len(kw) && n > 0 {
+		if i >= len(kw) {
 			return fmt.Sprintf("keyword %q lacks its argument", kw[len(kw)-1])
 		}
 	}

@@ -45,6 +45,12 @@ func TestMakePlan(t *testing.T) {
 			"enable health masters/m3", "set server masters/m3 state ready",
 			"set server masters/m2 addr 198.18.0.22 port 6443", "shutdown sessions server masters/m2",
 			"set server masters/m1 state drain"}},
+		{name: "two added and two removed: each kind in file order", next: head + srv("m3", "198.18.0.13:6443") + srv("m4", "198.18.0.14:6443"), ops: []string{
+			"add server masters/m3 198.18.0.13:6443 weight 1 verify none check check-ssl inter 1s fall 2 rise 3",
+			"enable health masters/m3", "set server masters/m3 state ready",
+			"add server masters/m4 198.18.0.14:6443 weight 1 verify none check check-ssl inter 1s fall 2 rise 3",
+			"enable health masters/m4", "set server masters/m4 state ready",
+			"set server masters/m1 state drain", "set server masters/m2 state drain"}},
 		{name: "a server added with the shipped template's error observation", next: base +
 			"  server m3 198.18.0.13:6443 check observe layer4 error-limit 1 on-error mark-down\n", ops: []string{
 			"add server masters/m3 198.18.0.13:6443 check observe layer4 error-limit 1 on-error mark-down",

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/haproxy-monitor/haproxy-monitor/test/need"
@@ -78,21 +79,24 @@ func TestTrackFile(t *testing.T) {
 }
 
 func TestValidateRefuses(t *testing.T) {
-	cases := map[string]func(*Config){
-		"interface injection":             func(c *Config) { c.Interface = "eth0\n}" },
-		"router id 0":                     func(c *Config) { c.VirtualRouterID = 0 },
-		"router id 255 with two families": func(c *Config) { c.VirtualRouterID = 255 },
-		"router id 256":                   func(c *Config) { c.VirtualRouterID = 256; c.VIPs = c.VIPs[:1] },
-		"priority":                        func(c *Config) { c.Priority = 0 },
-		"long pass":                       func(c *Config) { c.AuthPass = "123456789" },
-		"url with quote":                  func(c *Config) { c.HealthURL = `http://x/" ; rm -rf /` },
-		"no vip":                          func(c *Config) { c.VIPs = nil },
+	cases := map[string]struct {
+		mutate func(*Config)
+		want   string // in the error
+	}{
+		"interface injection":             {func(c *Config) { c.Interface = "eth0\n}" }, "not an interface name"},
+		"router id 0":                     {func(c *Config) { c.VirtualRouterID = 0 }, "outside 1-254"},
+		"router id 255 with two families": {func(c *Config) { c.VirtualRouterID = 255 }, "id 255 is outside 1-254"},
+		"router id 256":                   {func(c *Config) { c.VirtualRouterID = 256; c.VIPs = c.VIPs[:1] }, "id 256 is outside 1-255"},
+		"priority":                        {func(c *Config) { c.Priority = 0 }, "priority 0"},
+		"long pass":                       {func(c *Config) { c.AuthPass = "123456789" }, "auth pass"},
+		"url with quote":                  {func(c *Config) { c.HealthURL = `http://x/" ; rm -rf /` }, "URL"},
+		"no vip":                          {func(c *Config) { c.VIPs = nil }, "VIP"},
 	}
-	for name, mutate := range cases {
+	for name, tc := range cases {
 		c := good()
-		mutate(&c)
-		if _, err := Render(tmpl, c); err == nil {
-			t.Errorf("%s: accepted", name)
+		tc.mutate(&c)
+		if _, err := Render(tmpl, c); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want one saying %q", name, err, tc.want)
 		}
 	}
 }

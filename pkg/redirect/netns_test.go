@@ -3,7 +3,6 @@ package redirect
 import (
 	"errors"
 	"fmt"
-	"github.com/haproxy-monitor/haproxy-monitor/test/poll"
 	"io"
 	"net/netip"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/haproxy-monitor/haproxy-monitor/test/need"
+	"github.com/haproxy-monitor/haproxy-monitor/test/poll"
 )
 
 // netns creates a network namespace for the test and returns its name and an
@@ -62,10 +62,18 @@ func vips(ss ...string) []netip.Addr {
 func TestEnsureIsIdempotentAndMatchesNft(t *testing.T) {
 	ns, fd := netns(t)
 	r := &Redirect{VIPs: vips("198.18.0.100", "fd00::100"), APIPort: 6443, LBPort: 9445, NetNSFd: fd}
-	for i := 0; i < 3; i++ {
+	if err := r.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	// With handles: a rule deleted and added again would show a new one.
+	first := run(t, "ip", "netns", "exec", ns, "nft", "-a", "list", "ruleset")
+	for i := 0; i < 2; i++ {
 		if err := r.Ensure(); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if again := run(t, "ip", "netns", "exec", ns, "nft", "-a", "list", "ruleset"); again != first {
+		t.Errorf("ensuring again changed the ruleset:\n%s\n---\n%s", first, again)
 	}
 	out := ruleset(t, ns)
 	for _, want := range []string{
@@ -109,6 +117,18 @@ func TestEnsureRepairs(t *testing.T) {
 	}
 	if !strings.Contains(out, `comment "someone else"`) {
 		t.Fatalf("a rule that is not ours was removed:\n%s", out)
+	}
+}
+
+// A family without VIPs gets no table.
+func TestEnsureOneFamily(t *testing.T) {
+	ns, fd := netns(t)
+	r := &Redirect{VIPs: vips("198.18.0.100"), APIPort: 6443, LBPort: 9445, NetNSFd: fd}
+	if err := r.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	if out := ruleset(t, ns); !strings.Contains(out, "table ip ocp_nat") || strings.Contains(out, "table ip6") {
+		t.Fatalf("an IPv4 VIP only, want the ip table only:\n%s", out)
 	}
 }
 

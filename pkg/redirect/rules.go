@@ -173,10 +173,7 @@ func (r *Redirect) deleteTables(names ...string) error {
 			}
 		}
 	}
-	if err := c.Flush(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(append(errs, c.Flush())...); err != nil {
 		return fmt.Errorf("nftables: removing %s: %w", strings.Join(names, ", "), err)
 	}
 	return nil

@@ -2,7 +2,7 @@ package runtimeapi
 
 import (
 	"context"
-	"github.com/haproxy-monitor/haproxy-monitor/test/poll"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/haproxy-monitor/haproxy-monitor/test/need"
+	"github.com/haproxy-monitor/haproxy-monitor/test/poll"
 )
 
 const sample = `1
@@ -75,3 +76,31 @@ func TestServersStateRealHAProxy(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// A dial error is explained when the path is no socket and passed through
+// when it is one or is missing.
+func TestSocketError(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "admin.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	file := filepath.Join(dir, "file")
+	_ = os.WriteFile(file, nil, 0o600)
+	dial := errors.New("connection refused")
+	for _, c := range []struct {
+		path, want string
+	}{
+		{sock, "connection refused"},
+		{filepath.Join(dir, "missing"), "connection refused"},
+		{file, "regular file"},
+		{dir, "directory"},
+	} {
+		got := SocketError(c.path, dial)
+		if !strings.Contains(got.Error(), c.want) || (c.want == "connection refused") != (got == dial) {
+			t.Errorf("SocketError(%s) = %v, want %q", filepath.Base(c.path), got, c.want)
+		}
+	}
+}

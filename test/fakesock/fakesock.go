@@ -63,7 +63,8 @@ func (r *Reloader) Reloads(t testing.TB) int {
 
 // RuntimeAPI stands in for haproxy's runtime API socket: it answers every
 // command with "show servers state" for the rows set, each "backend name
-// address port", as a haproxy that loaded them would.
+// address port", as a haproxy that loaded them would; a fifth word "down"
+// shows the server down.
 type RuntimeAPI struct {
 	mu   sync.Mutex
 	rows []string
@@ -94,7 +95,11 @@ func (a *RuntimeAPI) state() string {
 	b.WriteString("1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port\n")
 	for i, r := range a.rows {
 		f := strings.Fields(r)
-		fmt.Fprintf(&b, "3 %s %d %s %s 2 0 1 1 1 1 0 2 0 0 0 0 - %s\n", f[0], i+1, f[1], f[2], f[3])
+		op := 2
+		if len(f) > 4 && f[4] == "down" {
+			op = 0
+		}
+		fmt.Fprintf(&b, "3 %s %d %s %s %d 0 1 1 1 1 0 2 0 0 0 0 - %s\n", f[0], i+1, f[1], f[2], op, f[3])
 	}
 	return b.String()
 }

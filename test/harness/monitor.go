@@ -12,28 +12,26 @@ import (
 	"time"
 )
 
-var (
-	buildOnce sync.Once
-	builtPath string
-	buildErr  error
-)
+var buildMu sync.Mutex
 
-// MonitorBinary builds cmd/monitor once per process into dir and returns its path.
+// MonitorBinary builds cmd/monitor into dir and returns its path. Each lab
+// gets its own copy: a lab removes its directory when it ends, and a later
+// lab in the same process must not point at a binary that went with it. Go's
+// build cache makes every build after the first a link.
 func MonitorBinary(dir string) (string, error) {
-	buildOnce.Do(func() {
-		root, err := RepoRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		builtPath = filepath.Join(dir, "monitor")
-		cmd := exec.Command("go", "build", "-o", builtPath, "./cmd/monitor")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("building monitor: %v\n%s", err, out)
-		}
-	})
-	return builtPath, buildErr
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "monitor")
+	cmd := exec.Command("go", "build", "-o", path, "./cmd/monitor")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building monitor: %v\n%s", err, out)
+	}
+	return path, nil
 }
 
 // MonitorArgs are the monitor's command line for one haproxy instance.
