@@ -138,23 +138,21 @@ func (f *File) Stage(data []byte) (*Staged, error) {
 	if mode == 0 {
 		mode = 0o644
 	}
-	uid, gid := -1, -1
+	var owner *syscall.Stat_t
 	if st, err := os.Stat(target); err == nil {
 		mode = st.Mode().Perm()
-		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-			uid, gid = int(sys.Uid), int(sys.Gid)
-		}
+		owner, _ = st.Sys().(*syscall.Stat_t)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(target), tempPrefix(target)+"*")
 	if err != nil {
 		return nil, stageErr(StageWrite, "writing %s: %w", target, err)
 	}
 	s := &Staged{f: f, tmp: tmp.Name(), target: target}
-	if uid >= 0 {
-		if err := tmp.Chown(uid, gid); err != nil {
+	if owner != nil {
+		if err := tmp.Chown(int(owner.Uid), int(owner.Gid)); err != nil {
 			tmp.Close()
 			s.Discard()
-			return nil, stageErr(StageWrite, "keeping the owner %d:%d of %s: %w", uid, gid, target, err)
+			return nil, stageErr(StageWrite, "keeping the owner %d:%d of %s: %w", owner.Uid, owner.Gid, target, err)
 		}
 	}
 	if err := writeSynced(tmp, data, mode); err != nil {

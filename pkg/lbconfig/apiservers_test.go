@@ -78,3 +78,26 @@ func TestRememberNames(t *testing.T) {
 		t.Fatalf("bounded memory: %d entries, starting %v", len(got), got[:3])
 	}
 }
+
+// A name keeps every letter and digit, and a taken name gets the first free
+// suffix.
+func TestSynthName(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		used []string
+		want string
+	}{
+		{"Zone9.example", nil, "apiserver-zone9-example"},
+		{"az_09", nil, "apiserver-az-09"},
+		{"198.18.0.1", []string{"apiserver-198-18-0-1"}, "apiserver-198-18-0-1-2"},
+		{"198.18.0.1", []string{"apiserver-198-18-0-1", "apiserver-198-18-0-1-2"}, "apiserver-198-18-0-1-3"},
+	} {
+		used := map[string]bool{}
+		for _, u := range tc.used {
+			used[u] = true
+		}
+		if got := synthName(tc.addr, used); got != tc.want {
+			t.Errorf("synthName(%q, %v) = %q, want %q", tc.addr, tc.used, got, tc.want)
+		}
+	}
+}

@@ -151,7 +151,7 @@ func (s *Switch) Observe(now time.Time, err error, gone bool, closed time.Time) 
 		// can see: from the held connection's close to the rules' removal
 		// (the lab reports it).
 		if after := s.now().Sub(closed); !closed.IsZero() && after < time.Second {
-			log = log.WithField("after_close", after.Round(10*time.Microsecond))
+			log = log.WithField("after_close", after.Round(time.Microsecond))
 		}
 		log.Warn("haproxy is not listening; removed the VIP redirect at once")
 	}
