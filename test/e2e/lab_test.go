@@ -488,6 +488,18 @@ func (l *lab) readyz(name string) string {
 }
 
 // holder is the master that has the VIP, or "".
+// holders are the masters with the VIP on an interface: more than one is a
+// fault.
+func (l *lab) holders() []string {
+	var out []string
+	for _, m := range masters {
+		if l.net.HasAddr(m, l.vip) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 func (l *lab) holder() string {
 	for _, m := range masters {
 		if l.net.HasAddr(m, l.vip) {

@@ -88,10 +88,12 @@ func (l *lab) waitServing(t *testing.T, timeout time.Duration, names ...string) 
 // afterwards checks that traffic is clean once a scenario has settled.
 func (l *lab) afterwards(t *testing.T, name string) {
 	t.Helper()
+	before, began := l.holders(), time.Now()
 	ld := l.startLoad(t, name+"-after")
 	time.Sleep(5 * time.Second) // the length of the check
 	if r := ld.stop(t); r.Failed != 0 || r.Sent < 50 {
-		t.Fatalf("after %s settled: %d requests, %d failed: %v", name, r.Sent, r.Failed, r.Errors)
+		t.Fatalf("after %s settled: %d requests, %d failed: %v\nthe check began at %s with the VIP on %v; on %v at the end\n%s",
+			name, r.Sent, r.Failed, r.Errors, began.UTC().Format("15:04:05.000"), before, l.holders(), l.diagnose())
 	}
 }
 
