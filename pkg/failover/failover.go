@@ -129,13 +129,17 @@ func (c *Controller) Run(ctx context.Context) {
 	defer t.Stop()
 	// closed carries the end of a held connection; at most one is held.
 	closed := make(chan error, 1)
-	watching, woken := false, false
+	watching, woken, rearm := false, false, false
+	var heldSince time.Time
 	for {
 		ok := c.step(ctx, woken)
-		// Not right after a close: a connection that cannot be held must
-		// not turn the loop into a spin; the next tick starts it.
-		if c.o.Watch != nil && ok && !watching && !woken {
-			watching = true
+		// Right after a close only if the connection was held at least a
+		// probe interval (haproxy ends idle keep-alive connections after
+		// its timeout, and a kill in the gap until the next tick would be
+		// noticed only by a probe); one that cannot be held must not turn
+		// the loop into a spin: the next tick starts it.
+		if c.o.Watch != nil && ok && !watching && (!woken || rearm) {
+			watching, heldSince = true, c.clock.Now()
 			go func() { closed <- c.o.Watch(ctx) }()
 		}
 		woken = false
@@ -150,6 +154,7 @@ func (c *Controller) Run(ctx context.Context) {
 		case err := <-closed:
 			watching, woken = false, true
 			c.closedAt = c.clock.Now()
+			rearm = c.closedAt.Sub(heldSince) >= c.o.ProbeInterval
 			c.o.Log.WithError(err).Debug("connection held to haproxy closed; probing at once")
 		}
 	}

@@ -392,6 +392,38 @@ func TestControllerNoticesHAProxyDeathAtOnce(t *testing.T) {
 	}
 }
 
+// A connection held a while and then closed (haproxy's keep-alive timeout)
+// is held again right after the probe that follows, not a tick later: a
+// kill in that gap would be noticed only by the next probe. One closed at
+// once waits for the tick, so a connection that cannot be held costs one
+// attempt per interval.
+func TestControllerHoldsAgainAfterAClose(t *testing.T) {
+	fc := clocktesting.NewFakeClock(time.Unix(1000, 0))
+	release := make(chan error)
+	var watches atomic.Int64
+	c := New(Options{Interval: time.Second, ProbeInterval: 100 * time.Millisecond, Clock: fc, Log: quiet(),
+		Probe: func(context.Context) error { return nil },
+		Watch: func(ctx context.Context) error {
+			watches.Add(1)
+			select {
+			case err := <-release:
+				return err
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}})
+	run(t, c)
+	poll.Must(t, 5*time.Second, "the first hold", func() bool { return watches.Load() == 1 })
+	fc.Step(10 * time.Second)
+	release <- io.EOF // held 10 s
+	poll.Must(t, 5*time.Second, "held again without a tick", func() bool { return watches.Load() == 2 })
+	release <- io.EOF // held for no time
+	if poll.Until(100*time.Millisecond, 5*time.Millisecond, func() bool { return watches.Load() > 2 }) {
+		t.Fatal("a connection closed at once was held again before the next tick")
+	}
+	stepUntil(t, fc, 100*time.Millisecond, "held again on the tick", func() bool { return watches.Load() == 3 })
+}
+
 // A held connection asks once, then ends with its context, or when the
 // peer closes it.
 func TestHoldConnection(t *testing.T) {

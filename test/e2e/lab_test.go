@@ -304,12 +304,14 @@ func (l *lab) trackFile(m *master) string {
 	return m.track
 }
 
-// serversUp reports whether m's haproxy serves exactly names, all UP.
+// serversUp reports whether m's haproxy serves exactly names, all UP and
+// none draining (a removed server stays, drained, for the removal grace: it
+// is not served).
 func (l *lab) serversUp(m *master, names ...string) bool {
 	if m.node != nil {
 		return m.node.ServersUp(names...)
 	}
-	return m.hap.ServersUp(names...)
+	return m.hap.ServersReady(names...)
 }
 
 // setupBase builds the network, the control plane (with the grant of
