@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,6 +57,9 @@ func TestServersStateRealHAProxy(t *testing.T) {
 		"frontend f\n  bind 127.0.0.1:"+itoa(port)+"\n  default_backend masters\n"+
 		"backend masters\n  server m1 127.0.0.11:6443\n  server m2 127.0.0.12:6443\n"), 0o644)
 	cmd := exec.Command(bin, "-db", "-f", cfg)
+	// Dies with the test process: make mutation kills a test binary that
+	// outlives its timeout, and its deferred Kill never runs.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
