@@ -595,7 +595,7 @@ func (l *lab) kubeletEditManifest(t *testing.T) {
 		fmt.Sprintf("VIP to %s after %v; new pod ready after %v; VIP then on %s", other, moved.Round(100*time.Millisecond),
 			ready.Round(100*time.Millisecond), now))
 	if now != other {
-		t.Errorf("the VIP moved again, to %q, once %s served again: a holder that serves must keep it", now, holder.name)
+		t.Errorf("the VIP moved again, to %q, once %s served again: a holder that serves must keep it\n%s", now, holder.name, l.diagnose())
 	}
 	l.bound(t, r, 0, 0) // measured 0 (before the hold: 0-3 failed, up to 27 ms)
 }
