@@ -340,11 +340,9 @@ func TestMachineBackoffSurvivesANewChange(t *testing.T) {
 	}
 }
 
-// Sessions are shut every spread/n × (0.5 + jitter); a server without
-// sessions is removed as soon as they are listed.
-func TestMachineShutSpacingAndNoSessions(t *testing.T) {
-	st := testSettings()
-	st.jitter = func() float64 { return 0.25 }
+// retiringB is a machine serving a and b that was then told to serve a
+// alone, through the runtime API at t0: b is retiring.
+func retiringB(st settings) *machine {
 	m := newMachine(st)
 	m.serve(Target{Config: []byte(cfgAB)}, t0)
 	m.fileRead([]byte(cfgAB), nil, t0)
@@ -352,19 +350,22 @@ func TestMachineShutSpacingAndNoSessions(t *testing.T) {
 	m.serve(Target{Config: []byte(cfgA)}, t0)
 	m.fileRead([]byte(cfgAB), nil, t0)
 	m.runtimeDone(runtimeResult{servedBase: true, replaced: true}, t0)
+	return m
+}
+
+// Sessions are shut every spread/n × (0.5 + jitter); a server without
+// sessions is removed as soon as they are listed.
+func TestMachineShutSpacingAndNoSessions(t *testing.T) {
+	st := testSettings()
+	st.jitter = func() float64 { return 0.25 }
+	m := retiringB(st)
 	want(t, "grace over", m.tick(at(10*time.Second)), "listSessions")
 	want(t, "listed", m.sessionsListed("masters/b", []string{"0x1", "0x2"}, at(10*time.Second)), "shutSession")
 	if next, _ := m.next(); next != at(10*time.Second+1500*time.Millisecond) {
 		t.Fatalf("second shut at %v, want 2 s × 0.75 after the first", next.Sub(t0))
 	}
 
-	m = newMachine(testSettings())
-	m.serve(Target{Config: []byte(cfgAB)}, t0)
-	m.fileRead([]byte(cfgAB), nil, t0)
-	m.serversRead(servers("masters a 198.18.0.1 6443", "masters b fd00::2 6443"), nil, false, t0)
-	m.serve(Target{Config: []byte(cfgA)}, t0)
-	m.fileRead([]byte(cfgAB), nil, t0)
-	m.runtimeDone(runtimeResult{servedBase: true, replaced: true}, t0)
+	m = retiringB(testSettings())
 	m.tick(at(10 * time.Second))
 	want(t, "no sessions", m.sessionsListed("masters/b", nil, at(10*time.Second)), "removeServer")
 }

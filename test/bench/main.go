@@ -121,7 +121,7 @@ func run(c config) error {
 	if b.oursBin, err = harness.MonitorBinary(dir); err != nil {
 		return err
 	}
-	if b.baseBin, err = buildBaseline(dir); err != nil {
+	if b.baseBin, err = harness.Build(dir, "./test/bench/baseline", "baseline"); err != nil {
 		return err
 	}
 	b.header()
@@ -153,20 +153,6 @@ func run(c config) error {
 		return os.WriteFile(c.benchstat, []byte(b.stat.String()), 0o644)
 	}
 	return nil
-}
-
-func buildBaseline(dir string) (string, error) {
-	root, err := harness.RepoRoot()
-	if err != nil {
-		return "", err
-	}
-	out := filepath.Join(dir, "baseline")
-	cmd := exec.Command("go", "build", "-o", out, "./test/bench/baseline")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building baseline: %v\n%s", err, b)
-	}
-	return out, nil
 }
 
 // printf writes to stdout and to the Markdown report.

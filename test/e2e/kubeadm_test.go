@@ -170,13 +170,13 @@ func setupKubeadm() (*kubeadmLab, error) {
 		return k, err
 	}
 	k.restore = append(k.restore, undo)
-	if k.loadgen, err = buildTool(dir, "./test/e2e/loadgen", "loadgen"); err != nil {
+	if k.loadgen, err = harness.Build(dir, "./test/e2e/loadgen", "loadgen"); err != nil {
 		return k, err
 	}
-	if k.setupBin, err = buildTool(dir, "./cmd/node-setup", "node-setup"); err != nil {
+	if k.setupBin, err = harness.Build(dir, "./cmd/node-setup", "node-setup"); err != nil {
 		return k, err
 	}
-	if k.dnsquery, err = buildTool(dir, "./test/e2e/dnsquery", "dnsquery"); err != nil {
+	if k.dnsquery, err = harness.Build(dir, "./test/e2e/dnsquery", "dnsquery"); err != nil {
 		return k, err
 	}
 	names := append(append([]string{}, kubeadmMasters...), kubeadmWorker)

@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -226,7 +225,7 @@ func setup(fam family, tag string, baseline bool) (*lab, error) {
 		return l, err
 	}
 	if l.baseline = baseline; baseline {
-		if l.monitor, err = buildTool(l.dir, "./test/bench/baseline", "baseline"); err != nil {
+		if l.monitor, err = harness.Build(l.dir, "./test/bench/baseline", "baseline"); err != nil {
 			return l, err
 		}
 	}
@@ -344,7 +343,7 @@ func setupBase(fam family, tag string) (*lab, error) {
 		}
 		addrs = append(addrs, fam.master(i))
 	}
-	if l.loadgen, err = buildTool(dir, "./test/e2e/loadgen", "loadgen"); err != nil {
+	if l.loadgen, err = harness.Build(dir, "./test/e2e/loadgen", "loadgen"); err != nil {
 		return l, err
 	}
 	if l.monitor, err = harness.MonitorBinary(dir); err != nil {
@@ -892,16 +891,6 @@ func manifestCaps() (map[string][]string, error) {
 				return nil, err
 			}
 		}
-	}
-	return out, nil
-}
-
-func buildTool(dir, pkg, name string) (string, error) {
-	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = repoRoot()
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building %s: %v\n%s", pkg, err, b)
 	}
 	return out, nil
 }

@@ -8,30 +8,31 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 )
 
-var buildMu sync.Mutex
-
-// MonitorBinary builds cmd/monitor into dir and returns its path. Each lab
-// gets its own copy: a lab removes its directory when it ends, and a later
-// lab in the same process must not point at a binary that went with it. Go's
-// build cache makes every build after the first a link.
-func MonitorBinary(dir string) (string, error) {
-	buildMu.Lock()
-	defer buildMu.Unlock()
+// Build builds the Go package pkg (a path such as "./cmd/monitor" from the
+// repository's root) into dir/name and returns its path. Each lab builds
+// into its own directory: a lab removes it when it ends, and a later lab in
+// the same process must not point at a binary that went with it. Go's build
+// cache makes every build after the first a link.
+func Build(dir, pkg, name string) (string, error) {
 	root, err := RepoRoot()
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, "monitor")
-	cmd := exec.Command("go", "build", "-o", path, "./cmd/monitor")
+	out := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", out, pkg)
 	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building monitor: %v\n%s", err, out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building %s: %v\n%s", pkg, err, b)
 	}
-	return path, nil
+	return out, nil
+}
+
+// MonitorBinary builds cmd/monitor into dir and returns its path.
+func MonitorBinary(dir string) (string, error) {
+	return Build(dir, "./cmd/monitor", "monitor")
 }
 
 // MonitorArgs are the monitor's command line for one haproxy instance.
