@@ -18,4 +18,7 @@ export TEST_BIN_DIR=${TEST_BIN_DIR:-$PWD/.cache/bin}
 export HAPM_REQUIRE_TOOLS=1
 mkdir -p _output && rm -rf _output/docs/lab
 export LAB_RESULTS=${LAB_RESULTS:-$PWD/_output/LAB.md}
-go test -count=1 -timeout 50m -v ./test/e2e 2>&1 | grep -v '^        +'
+# test/digest ends a failed run with each failure's first lines (a CI page
+# shows the tail of a long log) and drops the diffs' context lines.
+go build -o _output/digest ./test/digest
+go test -count=1 -timeout 50m -json ./test/e2e 2>&1 | _output/digest -v -drop '        +'
