@@ -313,8 +313,8 @@ func (l *lab) watchHolder(t *testing.T, holder string) (moved func() bool) {
 // VIP moved, and what the load saw.
 func (l *lab) stopAfterMove(t *testing.T, ld *runningLoad, old string, start time.Time) (string, time.Duration, load.Result) {
 	t.Helper()
-	next := l.waitOtherHolder(t, old)
-	moved := time.Since(start)
+	next, at := l.waitOtherHolder(t, old)
+	moved := at.Sub(start)
 	mark(t, "VIP "+old+" → "+next, start.Add(moved))
 	time.Sleep(2 * time.Second) // the length of the check after the move
 	if m := l.master(old); m.mon != nil {

@@ -501,11 +501,12 @@ func (l *lab) holders() []string {
 	return out
 }
 
+// holder is the master the VIP is on, "" when it is on none or on several
+// (two masters for a moment after a hand-over, until the lower priority
+// hears the higher).
 func (l *lab) holder() string {
-	for _, m := range masters {
-		if l.net.HasAddr(m, l.vip) {
-			return m
-		}
+	if h := l.holders(); len(h) == 1 {
+		return h[0]
 	}
 	return ""
 }
