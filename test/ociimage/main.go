@@ -5,6 +5,7 @@
 //
 //	ociimage -name localhost/haproxy-monitor:latest -out image.tar \
 //	    -layer rootfs.tar -file /usr/local/bin/monitor=bin/monitor [-entrypoint /pause]
+//	    [-cmd ARG]... [-env K=V]... [-stop-signal SIGNAL]
 //
 // Each -layer is an uncompressed tar used as it is; the -file options make
 // one more layer. Layers stay uncompressed: containerd takes them so, and a
@@ -40,20 +41,46 @@ type descriptor struct {
 
 func main() {
 	var layers, files list
-	var names list
+	var names, cmd, env list
 	flag.Var(&names, "name", "image name, e.g. localhost/haproxy-monitor:latest (repeatable: one image, several names)")
 	out := flag.String("out", "", "the tar to write")
 	entrypoint := flag.String("entrypoint", "", "the image's entrypoint, if any")
 	flag.Var(&layers, "layer", "an uncompressed layer tar (repeatable)")
 	flag.Var(&files, "file", "PATH=SOURCE, a file for the extra layer (repeatable)")
+	flag.Var(&cmd, "cmd", "an argument of the image's command, after the entrypoint (repeatable)")
+	flag.Var(&env, "env", "K=V, an environment variable of the image beside PATH (repeatable)")
+	stopSignal := flag.String("stop-signal", "", "the signal that stops the image's process (e.g. SIGRTMIN+3 for systemd)")
 	flag.Parse()
-	if err := run(names, *out, *entrypoint, layers, files); err != nil {
+	cfg := imageConfig{Entrypoint: *entrypoint, Cmd: cmd, Env: env, StopSignal: *stopSignal}
+	if err := run(names, *out, cfg, layers, files); err != nil {
 		fmt.Fprintln(os.Stderr, "ociimage:", err)
 		os.Exit(1)
 	}
 }
 
-func run(names []string, out, entrypoint string, layers, files []string) error {
+// imageConfig is what the image runs: its process and environment.
+type imageConfig struct {
+	Entrypoint string
+	Cmd, Env   []string
+	StopSignal string
+}
+
+// config is the "config" object of the image's configuration.
+func (c imageConfig) config() map[string]any {
+	m := map[string]any{"Env": append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, c.Env...)}
+	if c.Entrypoint != "" {
+		m["Entrypoint"] = []string{c.Entrypoint}
+	}
+	if len(c.Cmd) > 0 {
+		m["Cmd"] = c.Cmd
+	}
+	if c.StopSignal != "" {
+		m["StopSignal"] = c.StopSignal
+	}
+	return m
+}
+
+func run(names []string, out string, ic imageConfig, layers, files []string) error {
 	if len(names) == 0 || out == "" || len(layers)+len(files) == 0 {
 		return fmt.Errorf("-name, -out and at least one -layer or -file are required")
 	}
@@ -81,11 +108,8 @@ func run(names []string, out, entrypoint string, layers, files []string) error {
 	}
 	cfg := map[string]any{
 		"created": time.Now().UTC().Format(time.RFC3339), "architecture": "amd64", "os": "linux",
-		"config": map[string]any{"Env": []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}},
+		"config": ic.config(),
 		"rootfs": map[string]any{"type": "layers", "diff_ids": diffIDs},
-	}
-	if entrypoint != "" {
-		cfg["config"].(map[string]any)["Entrypoint"] = []string{entrypoint}
 	}
 	cfgJSON, _ := json.Marshal(cfg)
 	cfgDesc := blobDesc("application/vnd.oci.image.config.v1+json", cfgJSON)
