@@ -14,7 +14,7 @@ build: ## build bin/monitor, bin/keepalived-conf and bin/node-setup
 deps: ## install haproxy, socat, keepalived, nftables, curl, containerd, runc, mmdebstrap from Debian when missing
 	hack/install-deps.sh
 
-test-binaries: ## build the pinned Kubernetes binaries (kube-apiserver, kubelet, kubeadm, kubectl, controller-manager, scheduler, kube-proxy), crictl, etcd, CoreDNS and the CNI plugins into .cache/bin
+test-binaries: ## build the pinned Kubernetes binaries (kube-apiserver, kubelet, kubeadm, kubectl, controller-manager, scheduler, kube-proxy), crictl, etcd, CoreDNS, the CNI plugins and kind into .cache/bin
 	hack/build-test-binaries.sh
 
 test: ## everything CI runs: deps, lint, unit + integration tests and the demo (race), short fuzzing, the e2e lab

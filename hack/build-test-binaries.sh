@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds pinned Kubernetes binaries (kube-apiserver, kubelet, kubeadm, kubectl,
-# kube-controller-manager, kube-scheduler, kube-proxy), crictl, etcd, CoreDNS and the CNI
-# plugins bridge, host-local and loopback from the Go module proxy into a cache directory
+# kube-controller-manager, kube-scheduler, kube-proxy), crictl, etcd, CoreDNS, the CNI
+# plugins bridge, host-local and loopback, and kind from the Go module proxy into a cache directory
 # (default: <repo>/.cache/bin), reusing binaries that are already there for these versions. The Kubernetes binaries share one helper module (and its downloads)
 # and are built by one go command, so both CPUs stay busy; each is stamped with its version, so
 # Nodes report v1.37.2 rather than v0.0.0-master and kubeadm's version checks pass.
@@ -12,6 +12,7 @@ ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 CRICTL_VERSION=${CRICTL_VERSION:-v1.37.0}
 COREDNS_VERSION=${COREDNS_VERSION:-v1.14.6} # kubeadm v1.37.2's CoreDNSVersion
 CNI_VERSION=${CNI_VERSION:-v1.10.0}
+KIND_VERSION=${KIND_VERSION:-v0.33.0} # the newest served; writes kubeadm v1beta4
 K8S_BINARIES=(kube-apiserver kubelet kubeadm kubectl kube-controller-manager kube-scheduler kube-proxy)
 root=$(cd "$(dirname "$0")/.." && pwd)
 bindir=${TEST_BIN_DIR:-$root/.cache/bin}
@@ -174,11 +175,21 @@ build_cni() {
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
+build_kind() {
+  local out=$bindir/kind-$KIND_VERSION
+  [ -x "$out" ] && return 0
+  echo "build-test-binaries: building kind $KIND_VERSION"
+  rm -rf "$workdir/kind-$KIND_VERSION" && mkdir -p "$workdir/kind-$KIND_VERSION"
+  CGO_ENABLED=0 GOBIN=$workdir/kind-$KIND_VERSION go install "sigs.k8s.io/kind@$KIND_VERSION"
+  mv "$workdir/kind-$KIND_VERSION/kind" "$out"
+}
+
 build_etcd
 build_k8s "${K8S_BINARIES[@]}"
 build_crictl
 build_coredns
 build_cni
+build_kind
 for name in "${K8S_BINARIES[@]}"; do
   ln -sf "$name-$K8S_VERSION" "$bindir/$name"
 done
@@ -186,4 +197,5 @@ ln -sf "etcd-$ETCD_VERSION" "$bindir/etcd"
 ln -sf "crictl-$CRICTL_VERSION" "$bindir/crictl"
 ln -sf "coredns-$COREDNS_VERSION" "$bindir/coredns"
 ln -sfn "cni-$CNI_VERSION" "$bindir/cni"
-echo "build-test-binaries: ${K8S_BINARIES[*]}, crictl, etcd, coredns and the CNI plugins ready in $bindir"
+ln -sf "kind-$KIND_VERSION" "$bindir/kind"
+echo "build-test-binaries: ${K8S_BINARIES[*]}, crictl, etcd, coredns, the CNI plugins and kind ready in $bindir"

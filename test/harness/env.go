@@ -51,7 +51,7 @@ func Require(tools ...string) error {
 	var missing []error
 	for _, t := range tools {
 		switch t {
-		case "etcd", "kube-apiserver", "kubelet", "kubeadm", "kubectl", "crictl":
+		case "etcd", "kube-apiserver", "kubelet", "kubeadm", "kubectl", "crictl", "kind":
 			if _, err := os.Stat(filepath.Join(bin, t)); err != nil {
 				missing = append(missing, fmt.Errorf("%s not in %s (run hack/build-test-binaries.sh)", t, bin))
 			}
