@@ -14,8 +14,8 @@
 #   - kubeadm, kubelet, kubectl, crictl and the CNI plugins from
 #     hack/build-test-binaries.sh, "v1.37.2" in /kind/version;
 #   - the images kubeadm and our static pods run, from hack/build-images.sh,
-#     in /kind/images, imported into containerd at the node's first boot
-#     (hack/kind/node/etc/systemd/system/hapm-import-images.service).
+#     already in containerd's root (/var/lib/containerd), as in kind's own
+#     node images.
 #
 # Writes $IMAGE_DIR/kind-node.tar (default .cache/images), a docker archive of
 # localhost/hapm-kind-node:$K8S_VERSION that "docker load" takes, and
@@ -76,13 +76,37 @@ files+=(-file /usr/local/bin/crictl="$bin/crictl")
 for p in loopback host-local bridge portmap; do
   [ -x "$bin/cni/$p" ] && files+=(-file "/opt/cni/bin/$p=$bin/cni/$p")
 done
-for i in kubernetes coredns pause-kubeadm haproxy-monitor; do
-  files+=(-file "/kind/images/$i.tar=$out/$i.tar")
-done
-stamp=$( (echo "$name $rstamp"; readlink -f "$bin/kubeadm" "$bin/kubelet" "$bin/kubectl" "$bin/crictl";
-  cat "$out"/kubernetes.stamp "$out"/coredns.stamp "$out"/haproxy-monitor.stamp; stat -c %Y "$out/pause-kubeadm.tar") | sha256sum | cut -d' ' -f1)
+# The images, imported ahead into a containerd root as kind's own node
+# images carry them (/var/lib/containerd, which docker copies into each
+# node's /var volume): a node's kubelet starts at once, as kubeadm init
+# expects. Debian's containerd on this host does the import, as the node's
+# would.
+images=(kubernetes coredns pause-kubeadm haproxy-monitor)
+istamp=$( (containerd --version; for i in "${images[@]}"; do cat "$out/$i.stamp" 2>/dev/null || stat -c %Y "$out/$i.tar"; done) | sha256sum | cut -d' ' -f1)
+ilayer=$out/kind-node-containerd.tar
+if [ "$(cat "$ilayer.stamp" 2>/dev/null)" != "$istamp" ] || [ ! -f "$ilayer" ]; then
+  echo "node-image: importing ${images[*]} into a containerd root for the node"
+  tmp=$(mktemp -d "$out/.containerd.XXXXXX")
+  printf 'version = 2\nroot = "%s/root"\nstate = "%s/state"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "%s/containerd.sock"\n' \
+    "$tmp" "$tmp" "$tmp" >"$tmp/config.toml"
+  containerd --config "$tmp/config.toml" >"$tmp/containerd.log" 2>&1 &
+  cpid=$!
+  trap 'kill "$cpid" 2>/dev/null; rm -rf "$tmp" "$version"' EXIT
+  for _ in $(seq 1 100); do [ -S "$tmp/containerd.sock" ] && break; sleep 0.1; done
+  for i in "${images[@]}"; do
+    ctr --address "$tmp/containerd.sock" --namespace k8s.io images import "$out/$i.tar" >/dev/null
+  done
+  kill "$cpid"
+  wait "$cpid" || true
+  tar -C "$tmp/root" --numeric-owner --transform 's,^\.,var/lib/containerd,' -cf "$ilayer.partial" .
+  mv "$ilayer.partial" "$ilayer"
+  echo "$istamp" >"$ilayer.stamp"
+  rm -rf "$tmp"
+  trap 'rm -f "$version"' EXIT
+fi
+stamp=$( (echo "$name $rstamp $istamp"; readlink -f "$bin/kubeadm" "$bin/kubelet" "$bin/kubectl" "$bin/crictl") | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$out/kind-node.stamp" 2>/dev/null)" != "$stamp" ] || [ ! -f "$out/kind-node.tar" ]; then
-  go run ./test/ociimage -name "$name" -out "$out/kind-node.tar" -layer "$rootfs" "${files[@]}" \
+  go run ./test/ociimage -name "$name" -out "$out/kind-node.tar" -layer "$rootfs" -layer "$ilayer" "${files[@]}" \
     -entrypoint /usr/local/bin/entrypoint -cmd /sbin/init -env container=docker -stop-signal 'SIGRTMIN+3'
   echo "$stamp" >"$out/kind-node.stamp"
 fi

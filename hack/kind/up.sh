@@ -123,17 +123,34 @@ else
   create_network=true
 fi
 
+# Our image writes each node's files (node-setup) and, without --image, goes
+# into the node image.
+docker image inspect "$product" >/dev/null 2>&1 ||
+  fail "$product not found: docker build -t $product -f Containerfile ."
 if [ -n "$image" ]; then
   docker image inspect "$image" >/dev/null 2>&1 || fail "node image $image not found (docker image ls)"
-else
-  docker image inspect "$product" >/dev/null 2>&1 ||
-    fail "$product not found: docker build -t $product -f Containerfile ."
 fi
 for p in "${patches[@]}"; do
   [ -f "$p" ] || fail "--kubeadm-patch $p: no such file"
 done
 
 # --- nothing was created above this line --------------------------------------
+# Until the cluster exists, a failure takes back what this run made; after
+# that kind's nodes stay for a look (--delete removes them).
+cluster_made=false
+undo() {
+  local rc=$?
+  [ $rc -eq 0 ] && return
+  if ! $cluster_made; then
+    kind delete cluster --name "$name" >/dev/null 2>&1 || true
+    if [ -f "$state/network-created" ]; then docker network rm kind >/dev/null 2>&1 || true; fi
+    rm -rf "$state"
+    echo "up.sh: failed; what this run made is removed" >&2
+  else
+    echo "up.sh: failed; the cluster is left for a look: hack/kind/up.sh --delete --name $name removes it" >&2
+  fi
+}
+trap undo EXIT
 mkdir -p "$state"
 if $create_network; then
   # The options kind gives the network it creates.
@@ -213,6 +230,7 @@ config=$state/kind-config.yaml
 } >"$config"
 
 kind create cluster --name "$name" --image "$image" --config "$config"
+cluster_made=true
 node=$name-control-plane
 docker exec -i "$node" kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f - <manifests/rbac.yaml >/dev/null
 

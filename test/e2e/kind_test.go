@@ -94,7 +94,7 @@ func setupKind() (*kindLab, error) {
 	if err != nil {
 		return k, err
 	}
-	for _, img := range []string{"kind-node.tar", "kind-lb.tar"} {
+	for _, img := range []string{"kind-node.tar", "kind-lb.tar", "haproxy-monitor.tar"} {
 		if _, err := k.docker.Run(ctx, "load", "-q", "-i", filepath.Join(imageDir(), img)); err != nil {
 			return k, err
 		}
@@ -117,8 +117,8 @@ func (k *kindLab) teardown() {
 // upSh runs hack/kind/up.sh with args where the engine's networks are, as a
 // user's shell would: docker, kind and kubectl on PATH, DOCKER_HOST set.
 func (k *kindLab) upSh(ctx context.Context, env []string, args ...string) (string, error) {
-	argv := append([]string{"netns", "exec", k.docker.NS, "/bin/bash", filepath.Join(repoRoot(), "hack", "kind", "up.sh")}, args...)
-	cmd := exec.CommandContext(ctx, "ip", argv...)
+	argv := append(k.docker.Enter(), append([]string{"/bin/bash", filepath.Join(repoRoot(), "hack", "kind", "up.sh")}, args...)...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(append(os.Environ(), k.docker.Env()...),
 		"PATH=/usr/bin:/usr/sbin:"+k.bin+":"+os.Getenv("PATH"), "KUBECONFIG="+filepath.Join(k.dir, "kubeconfig"))
 	cmd.Env = append(cmd.Env, env...)

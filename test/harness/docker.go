@@ -91,8 +91,11 @@ func (l *Lab) StartDocker(ctx context.Context, o DockerOptions) (*Docker, error)
 	if o.CgroupParent != "" {
 		argv = append(argv, "--cgroup-parent", o.CgroupParent)
 	}
+	// nsenter, not "ip netns exec": that mounts a sysfs of the namespace's
+	// own over /sys, and the cgroup hierarchies below it with it; dockerd
+	// then finds no cgroups ("Devices cgroup isn't mounted").
 	p, err := StartProcess("dockerd", filepath.Join(o.Dir, "dockerd.log"), []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
-		l.Wrap(o.Host, argv)...)
+		append(d.Enter(), argv...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -117,10 +120,16 @@ func (d *Docker) Env() []string {
 	return []string{"DOCKER_HOST=" + d.Host, "PATH=/usr/bin:/usr/sbin:" + os.Getenv("PATH")}
 }
 
+// Enter is the command prefix that runs a program in the engine's network
+// namespace and nothing else of its own (the machine's mounts, cgroups
+// included).
+func (d *Docker) Enter() []string { return []string{"nsenter", "--net=/run/netns/" + d.NS} }
+
 // Command is docker with args against this engine, in its namespace (where
 // its networks and published ports are).
 func (d *Docker) Command(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", d.NS, "/usr/bin/docker"}, args...)...)
+	argv := append(d.Enter(), append([]string{"/usr/bin/docker"}, args...)...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), d.Env()...)
 	return cmd
 }

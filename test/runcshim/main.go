@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 )
 
@@ -23,8 +24,17 @@ func main() {
 	if runc == "" {
 		runc = "/usr/sbin/runc"
 	}
-	if bundle := bundleOf(os.Args[1:]); bundle != "" {
-		if err := dropCapability(filepath.Join(bundle, "config.json")); err != nil {
+	// A container's config (create, run), or a process's (exec, as
+	// "docker exec --privileged" asks for every capability too).
+	var specs []string
+	if bundle := flagValue(os.Args[1:], "--bundle", "-b"); bundle != "" {
+		specs = append(specs, filepath.Join(bundle, "config.json"))
+	}
+	if process := flagValue(os.Args[1:], "--process", "-p"); process != "" {
+		specs = append(specs, process)
+	}
+	for _, spec := range specs {
+		if err := dropCapability(spec); err != nil {
 			fmt.Fprintln(os.Stderr, "runcshim:", err)
 			os.Exit(1)
 		}
@@ -34,20 +44,22 @@ func main() {
 	os.Exit(1)
 }
 
-// bundleOf is the bundle directory of a runc create or run command line.
-func bundleOf(args []string) string {
+// flagValue is the value of a runc option given as long or short, with a
+// space or (long) an equals sign.
+func flagValue(args []string, long, short string) string {
 	for i, a := range args {
 		switch {
-		case (a == "--bundle" || a == "-b") && i+1 < len(args):
+		case (a == long || a == short) && i+1 < len(args):
 			return args[i+1]
-		case len(a) > 9 && a[:9] == "--bundle=":
-			return a[9:]
+		case strings.HasPrefix(a, long+"="):
+			return a[len(long)+1:]
 		}
 	}
 	return ""
 }
 
-// dropCapability rewrites an OCI runtime config without dropped in any
+// dropCapability rewrites an OCI runtime config (capabilities under
+// "process") or an exec's process (at the top) without dropped in any
 // capability set, keeping every other field as it was.
 func dropCapability(path string) error {
 	b, err := os.ReadFile(path)
@@ -58,7 +70,10 @@ func dropCapability(path string) error {
 	if err := json.Unmarshal(b, &spec); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	proc, _ := spec["process"].(map[string]any)
+	proc, ok := spec["process"].(map[string]any)
+	if !ok {
+		proc = spec
+	}
 	caps, _ := proc["capabilities"].(map[string]any)
 	if caps == nil {
 		return nil

@@ -8,20 +8,44 @@ import (
 	"testing"
 )
 
-func TestBundleOf(t *testing.T) {
+func TestFlagValue(t *testing.T) {
 	for _, c := range []struct {
-		args []string
-		want string
+		args        []string
+		long, short string
+		want        string
 	}{
-		{[]string{"--root", "/run/r", "create", "--bundle", "/b/1", "id"}, "/b/1"},
-		{[]string{"create", "-b", "/b/2", "id"}, "/b/2"},
-		{[]string{"run", "--bundle=/b/3", "id"}, "/b/3"},
-		{[]string{"--root", "/run/r", "start", "id"}, ""},
-		{[]string{"create", "--bundle"}, ""},
+		{[]string{"--root", "/run/r", "create", "--bundle", "/b/1", "id"}, "--bundle", "-b", "/b/1"},
+		{[]string{"create", "-b", "/b/2", "id"}, "--bundle", "-b", "/b/2"},
+		{[]string{"run", "--bundle=/b/3", "id"}, "--bundle", "-b", "/b/3"},
+		{[]string{"--root", "/run/r", "start", "id"}, "--bundle", "-b", ""},
+		{[]string{"create", "--bundle"}, "--bundle", "-b", ""},
+		{[]string{"exec", "--process", "/tmp/p.json", "--detach", "id"}, "--process", "-p", "/tmp/p.json"},
 	} {
-		if got := bundleOf(c.args); got != c.want {
-			t.Errorf("bundleOf(%q) = %q, want %q", c.args, got, c.want)
+		if got := flagValue(c.args, c.long, c.short); got != c.want {
+			t.Errorf("flagValue(%q, %s) = %q, want %q", c.args, c.long, got, c.want)
 		}
+	}
+}
+
+func TestDropCapabilityOfAnExecProcess(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "process.json")
+	in := `{"args":["mkdir","-p","/home/envoy"],"capabilities":{"bounding":["CAP_SYS_RESOURCE","CAP_SYS_ADMIN"]}}`
+	if err := os.WriteFile(path, []byte(in), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := dropCapability(path); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Args         []string
+		Capabilities map[string][]string
+	}
+	b, _ := os.ReadFile(path)
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Capabilities["bounding"], []string{"CAP_SYS_ADMIN"}) || len(got.Args) != 3 {
+		t.Errorf("process after: %s", b)
 	}
 }
 
