@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/haproxy-monitor/haproxy-monitor/pkg/haproxycfg"
 	"github.com/haproxy-monitor/haproxy-monitor/test/harness"
 )
 
@@ -23,6 +25,18 @@ func (l *lab) cfgs(t *testing.T) map[string]string {
 		out[m.name] = string(b)
 	}
 	return out
+}
+
+// cfgServes reports whether a rendered haproxy.cfg names exactly the given
+// servers.
+func cfgServes(cfg string, names ...string) bool {
+	var got []string
+	for _, s := range haproxycfg.Servers([]byte(cfg)) {
+		got = append(got, s.Name)
+	}
+	slices.Sort(got)
+	want := slices.Sorted(slices.Values(names))
+	return slices.Equal(got, want)
 }
 
 func (l *lab) reloads() map[string]int {
@@ -60,7 +74,22 @@ func (l *lab) waitReady(t *testing.T, want string, timeout time.Duration) {
 func (l *lab) grantRemovedAndApplied(t *testing.T) {
 	ctx := context.Background()
 	l.waitReady(t, "200 ok", 30*time.Second)
-	before := l.cfgs(t)
+	// The file on disk follows haproxy (the runtime API first): the
+	// configuration the watches have is a file naming every master, not
+	// one a scenario before left a moment behind (seen under load after
+	// scenario 6 re-added m1).
+	var before map[string]string
+	if !harness.Poll(30*time.Second, 100*time.Millisecond, func() bool {
+		before = l.cfgs(t)
+		for _, cfg := range before {
+			if !cfgServes(cfg, masters...) {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("the masters' files do not all name %v:\n%v", masters, before)
+	}
 	// GET /version, as in the other scenarios that stop apiservers
 	// gracefully (10, 11): a stopping apiserver answers /readyz with 500
 	// for its shutdown delay while it serves every real request, and
