@@ -187,18 +187,22 @@ func (l *lab) killAPIServer(t *testing.T) {
 // never a moment without a holder.
 func (l *lab) killHAProxy(t *testing.T) {
 	r := l.killHAProxyUnderLoad(t, "4", "kill haproxy on the VIP holder", "kill-haproxy")
-	// Measured 0-3 failed, 0-26 ms with the held connection (4p, probing
+	// Measured 0-6 failed, 0-51 ms with the held connection (4p, probing
 	// alone: 8-16 failed, 68-103 ms); before the track file 302-410,
-	// 2.0-2.5 s.
+	// 2.0-2.5 s. The 6: three resets in flight, one connect in the ~5-10 ms
+	// before the redirect came out, and one more in flight on the holder
+	// when the VIP moved 3 s later.
 	l.bound(t, r, haproxyKilledFailed, haproxyKilledOutage)
 }
 
 // The bound of the scenarios that kill haproxy on the VIP holder (4, 12,
-// K2): what fails is what the dying haproxy had, at most one request per
-// worker (4) in every run so far (4 process labs, 11 kubelet labs), the
+// K2): what fails is what the dying haproxy had (at most one request per
+// worker, 4), a connect in the milliseconds before the redirect comes out,
+// and in 4, whose VIP moves 3 s later, what was in flight on the holder
+// then: 6 at worst (CI, 2026-12-03; 8 allowed only a third more), the
 // longest outage 90 ms (K2); about twice that.
 const (
-	haproxyKilledFailed = 8
+	haproxyKilledFailed = 12
 	haproxyKilledOutage = 200 * time.Millisecond
 )
 
