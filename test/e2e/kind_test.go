@@ -271,7 +271,7 @@ func (k *kindLab) kindHolderStopped(t *testing.T) {
 	if err != nil || strings.Count(nodes, "node/") != 3 {
 		t.Errorf("kubectl get nodes through the VIP after the move: %v\n%s", err, nodes)
 	}
-	addRow(t, row{lab: "kind", id: "KD2", title: "the VIP holder's node container stopped (kind)", result: &r,
+	addRow(t, row{lab: "kind", id: "KD2", title: "the VIP holder's node container stopped (docker stop)", result: &r,
 		note: fmt.Sprintf("docker stop took %v; VIP %s → %s after %v; kubectl through the VIP lists the three nodes",
 			stopped.Round(100*time.Millisecond), holder, next, moved.Round(100*time.Millisecond))})
 	if r.Sent < 50 {

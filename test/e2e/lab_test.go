@@ -781,7 +781,9 @@ func report(rows []row, baseline map[string]load.Result) {
 		"pods (manifests/haproxy.yaml and keepalived.yaml) from images built by hack/build-images.sh.\n" +
 		"Rows B1-B7 are the kubeadm lab: a cluster kubeadm v1.37.2 builds through the VIP (three control planes with\n" +
 		"node-setup's static pods, a worker), with the real controller-manager, scheduler, kube-proxy and CoreDNS on a\n" +
-		"bridge pod network; GET /version.\n\n" +
+		"bridge pod network; GET /version.\n" +
+		"Rows KD1-KD2 are the kind lab: hack/kind/up.sh unchanged, three control planes of kind v0.33.0 built through the\n" +
+		"VIP on a Docker engine in the lab (docs/kind.md); GET /version from the engine's namespace.\n\n" +
 		table(rows, baseline) + "\n" + baselineText(baseline) +
 		"When haproxy dies on the VIP holder, the kernel closes the connection the monitor holds to it, and the probe right\n" +
 		"after finds nothing listening: the monitor takes the redirect out at once (VIP:6443 then reaches the local\n" +
