@@ -38,9 +38,6 @@ type kindLab struct {
 }
 
 func TestKindLab(t *testing.T) {
-	if os.Getenv("HAPM_LAB_KIND") == "" {
-		t.Skip("the kind lab runs with HAPM_LAB_KIND=1")
-	}
 	if err := harness.Require("kubectl", "kind", "dockerd"); err != nil {
 		need.Missing(t, "%v", err)
 	}
@@ -51,7 +48,12 @@ func TestKindLab(t *testing.T) {
 	}
 	k, err := setupKind()
 	if k != nil {
-		defer k.teardown()
+		defer func() {
+			k.teardown()
+			if left := k.leftovers(); left != "" {
+				t.Errorf("the kind lab left behind: %s", left)
+			}
+		}()
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +102,24 @@ func setupKind() (*kindLab, error) {
 		}
 	}
 	return k, nil
+}
+
+// leftovers names what the lab's teardown should have removed and did not:
+// its namespaces, its engine's cgroup, its directory.
+func (k *kindLab) leftovers() string {
+	var left []string
+	if k.net != nil {
+		if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), k.net.Prefix+"-") {
+			left = append(left, "network namespaces "+k.net.Prefix+"-*")
+		}
+		if m, _ := filepath.Glob("/sys/fs/cgroup/*/" + k.net.Prefix + "-docker"); len(m) > 0 {
+			left = append(left, "cgroups "+strings.Join(m, " "))
+		}
+	}
+	if _, err := os.Stat(k.dir); err == nil && os.Getenv("LAB_KEEP") == "" {
+		left = append(left, k.dir)
+	}
+	return strings.Join(left, ", ")
 }
 
 func (k *kindLab) teardown() {
@@ -277,6 +297,9 @@ func (k *kindLab) kindHolderStopped(t *testing.T) {
 	if r.Sent < 50 {
 		t.Errorf("only %d requests sent", r.Sent)
 	}
+	// Measured 0-4 failed (resets as the node's shutdown began), 0-1129 ms
+	// in four runs (2026-12-03); about twice the worst.
+	bound(t, r, 8, 2500*time.Millisecond)
 }
 
 // KD3. up.sh --delete leaves nothing: no container, no network it made, no

@@ -22,9 +22,10 @@ type Docker struct {
 	// Dir holds the engine's data, run state, socket and log.
 	Dir string
 	// NS is the network namespace the engine and its networks live in.
-	NS   string
-	lab  *Lab
-	proc *Process
+	NS           string
+	lab          *Lab
+	proc         *Process
+	cgroupParent string
 }
 
 // DockerOptions configure StartDocker.
@@ -67,7 +68,8 @@ func (l *Lab) StartDocker(ctx context.Context, o DockerOptions) (*Docker, error)
 	if err := l.AddHost(o.Host, o.Addr); err != nil {
 		return nil, err
 	}
-	d := &Docker{Dir: o.Dir, NS: l.NS(o.Host), lab: l, Host: "unix://" + filepath.Join(o.Dir, "docker.sock")}
+	d := &Docker{Dir: o.Dir, NS: l.NS(o.Host), lab: l, Host: "unix://" + filepath.Join(o.Dir, "docker.sock"),
+		cgroupParent: o.CgroupParent}
 	argv := []string{"/usr/sbin/dockerd",
 		"--host", d.Host,
 		"--data-root", filepath.Join(o.Dir, "data"),
@@ -158,7 +160,8 @@ func (d *Docker) Stop() {
 		d.proc.Stop(30 * time.Second)
 	}
 	// What dockerd did not take down with it: its containerd and shims
-	// (in the namespace), mounts under its data.
+	// (in the namespace), containers' processes (in the cgroup), mounts
+	// under its data; then the cgroup itself.
 	out, _ := exec.Command("ip", "netns", "pids", d.NS).Output()
 	var pids []int
 	for _, s := range strings.Fields(string(out)) {
@@ -167,7 +170,13 @@ func (d *Docker) Stop() {
 			pids = append(pids, pid)
 		}
 	}
+	if d.cgroupParent != "" {
+		pids = append(pids, cgroupPids(d.cgroupParent)...)
+	}
 	killPids(pids)
 	UnmountBelow(d.Dir)
 	_ = os.RemoveAll(d.Dir)
+	if d.cgroupParent != "" {
+		cgroupRemove(d.cgroupParent)
+	}
 }
