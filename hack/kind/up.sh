@@ -93,6 +93,9 @@ in_cidr() {
   [ $(( $(ip2int "$1") & mask )) -eq $(( $(ip2int "$net") & mask )) ]
 }
 valid_ip "$vip" || fail "--vip $vip is not an IPv4 address"
+for c in "$subnet" "$ip_range"; do
+  [ -z "$c" ] || [ "$(in_cidr 0.0.0.0 "$c"; echo $?)" -ne 2 ] || fail "$c is not an IPv4 network (a.b.c.d/bits)"
+done
 kind get clusters 2>/dev/null | grep -qx "$name" && fail "a kind cluster named $name exists already (hack/kind/up.sh --delete --name $name removes it)"
 
 # The VIP must be on the network the nodes are on, where docker's IPAM never

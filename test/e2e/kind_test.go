@@ -185,6 +185,7 @@ func (k *kindLab) kindRefused(t *testing.T) {
 			"198.18.248.20 is inside --ip-range 198.18.248.0/25"},
 		{"VIP outside the subnet", nil, []string{"--vip", "198.18.249.250", "--subnet", kindSubnet}, "is not inside --subnet"},
 		{"no VIP", nil, nil, "--vip is required"},
+		{"not a network", nil, []string{"--vip", kindVIP, "--subnet", "198.18.248.0/33"}, "198.18.248.0/33 is not an IPv4 network"},
 		{"not an address", nil, []string{"--vip", "198.18.248.300", "--subnet", kindSubnet}, "is not an IPv4 address"},
 	} {
 		before := k.containers()
