@@ -23,7 +23,6 @@ type Docker struct {
 	Dir string
 	// NS is the network namespace the engine and its networks live in.
 	NS           string
-	lab          *Lab
 	proc         *Process
 	cgroupParent string
 }
@@ -68,7 +67,7 @@ func (l *Lab) StartDocker(ctx context.Context, o DockerOptions) (*Docker, error)
 	if err := l.AddHost(o.Host, o.Addr); err != nil {
 		return nil, err
 	}
-	d := &Docker{Dir: o.Dir, NS: l.NS(o.Host), lab: l, Host: "unix://" + filepath.Join(o.Dir, "docker.sock"),
+	d := &Docker{Dir: o.Dir, NS: l.NS(o.Host), Host: "unix://" + filepath.Join(o.Dir, "docker.sock"),
 		cgroupParent: o.CgroupParent}
 	argv := []string{"/usr/sbin/dockerd",
 		"--host", d.Host,
@@ -162,14 +161,7 @@ func (d *Docker) Stop() {
 	// What dockerd did not take down with it: its containerd and shims
 	// (in the namespace), containers' processes (in the cgroup), mounts
 	// under its data; then the cgroup itself.
-	out, _ := exec.Command("ip", "netns", "pids", d.NS).Output()
-	var pids []int
-	for _, s := range strings.Fields(string(out)) {
-		var pid int
-		if _, err := fmt.Sscan(s, &pid); err == nil {
-			pids = append(pids, pid)
-		}
-	}
+	pids := netnsPids(d.NS)
 	if d.cgroupParent != "" {
 		pids = append(pids, cgroupPids(d.cgroupParent)...)
 	}

@@ -136,12 +136,7 @@ func reap(prefix string, lines []string) {
 		}
 	}
 	for _, ns := range namespaces {
-		out, _ := exec.Command("ip", "netns", "pids", ns).Output()
-		for _, s := range strings.Fields(string(out)) {
-			if pid, err := strconv.Atoi(s); err == nil {
-				pids = append(pids, pid)
-			}
-		}
+		pids = append(pids, netnsPids(ns)...)
 	}
 	killPids(pids)
 	for i := len(lines) - 1; i >= 0; i-- {
@@ -166,8 +161,18 @@ func reap(prefix string, lines []string) {
 	_ = sh("ip", "link", "del", prefix+"h0")
 }
 
-// subnetInUse names a host interface that already carries an address in
-// cidr's subnet: a lab still running, or one left without a record.
+// netnsPids lists the processes in the named network namespace.
+func netnsPids(ns string) []int {
+	out, _ := exec.Command("ip", "netns", "pids", ns).Output()
+	var pids []int
+	for _, s := range strings.Fields(string(out)) {
+		if pid, err := strconv.Atoi(s); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
 // killPids kills pids and waits (up to 10 s) until they are gone.
 func killPids(pids []int) {
 	for _, pid := range pids {
@@ -183,6 +188,8 @@ func killPids(pids []int) {
 	})
 }
 
+// subnetInUse names a host interface that already carries an address in
+// cidr's subnet: a lab still running, or one left without a record.
 func subnetInUse(cidr string) (string, error) {
 	_, want, err := net.ParseCIDR(cidr)
 	if err != nil {
