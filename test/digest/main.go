@@ -53,10 +53,10 @@ var messageStart = regexp.MustCompile(`^\s+[\w.-]+_test\.go:\d+: `)
 
 // testLog is what one test printed, and whether it failed.
 type testLog struct {
-	name     string
-	lines    []string
-	failed   bool
-	finished bool
+	pkg, name string
+	lines     []string
+	failed    bool
+	finished  bool
 }
 
 func run(r io.Reader, w io.Writer, verbose bool, drop string) (bool, error) {
@@ -66,10 +66,7 @@ func run(r io.Reader, w io.Writer, verbose bool, drop string) (bool, error) {
 		key := pkg + " " + name
 		t := tests[key]
 		if t == nil {
-			t = &testLog{name: name}
-			if pkg != "" {
-				t.name = pkg + " " + name
-			}
+			t = &testLog{pkg: pkg, name: name}
 			tests[key] = t
 			order = append(order, t)
 		}
@@ -159,7 +156,7 @@ func digest(w io.Writer, order []*testLog, failedPkgs []string, pkgLines map[str
 	for _, t := range order {
 		if t.failed {
 			n++
-			inPkg[strings.Fields(t.name)[0]] = true
+			inPkg[t.pkg] = true
 		}
 	}
 	fmt.Fprintf(w, "\n=== digest: %d failed (each message's first %d lines; the whole output is above)\n", n, linesPerMessage)
@@ -183,7 +180,7 @@ func digest(w io.Writer, order []*testLog, failedPkgs []string, pkgLines map[str
 		if !t.finished {
 			state = "DID NOT FINISH"
 		}
-		fmt.Fprintf(w, "--- %s: %s\n", state, t.name)
+		fmt.Fprintf(w, "--- %s: %s\n", state, strings.TrimSpace(t.pkg+" "+t.name))
 		inMessage, kept := false, 0
 		for _, l := range t.lines {
 			switch {
