@@ -62,6 +62,7 @@ func TestKindLab(t *testing.T) {
 	if !t.Run("up", k.kindUp) {
 		return
 	}
+	t.Run("same-name-refused", k.kindSameName)
 	t.Run("holder-stopped", k.kindHolderStopped)
 	t.Run("delete", k.kindDelete)
 }
@@ -234,6 +235,26 @@ func (k *kindLab) kindUp(t *testing.T) {
 	k.caFile = filepath.Join(k.dir, "ca.crt")
 	addRow(t, row{lab: "kind", id: "KD1", title: "hack/kind/up.sh: three control planes, kubeadm init and joins through the VIP",
 		note: fmt.Sprintf("cluster up and the smoke test through haproxy passed in %v", took.Round(time.Second))})
+}
+
+// A second up.sh with the name of the running cluster is refused before it
+// touches anything: the cluster's containers and the state directory stay.
+func (k *kindLab) kindSameName(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	before := k.containers()
+	out, err := k.upSh(ctx, nil, "--vip", kindVIP, "--name", kindCluster, "--image", kindImage, "--state-dir", k.state)
+	if err == nil || !strings.Contains(out, "a kind cluster named "+kindCluster+" exists already") {
+		t.Errorf("up.sh for a cluster that exists: exit %v, want a refusal naming it:\n%s", err, out)
+	}
+	if after := k.containers(); after != before {
+		t.Errorf("containers before %q, after %q", before, after)
+	}
+	for _, n := range kindNodes {
+		if _, err := os.Stat(filepath.Join(k.state, strings.TrimPrefix(n, kindCluster+"-"), "etc/kubernetes/manifests/haproxy.yaml")); err != nil {
+			t.Errorf("the running cluster's files: %v", err)
+		}
+	}
 }
 
 // holder is the kind node the VIP is on, "" if none or several.

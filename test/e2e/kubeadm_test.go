@@ -330,6 +330,12 @@ failSwapOn: false
 cgroupDriver: cgroupfs
 rotateCertificates: true
 resolvConf: %[12]s
+# The nodes share the machine's disk with whatever else runs on it: the
+# kubelet's defaults (disk pressure under 15%% free, image GC over 85%% used)
+# would evict pods and delete the pause image, which nothing can pull again
+# offline, because of files that are not the lab's. kind sets the same.
+evictionHard: {memory.available: 100Mi, nodefs.available: 0%%, nodefs.inodesFree: 0%%, imagefs.available: 0%%}
+imageGCHighThresholdPercent: 100
 ---
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
@@ -865,6 +871,15 @@ func (k *kubeadmLab) kubeadmBootstrap(t *testing.T) {
 			if c.RestartCount > 0 {
 				t.Errorf("%s's container %s restarted %d times during the bootstrap", name, c.Name, c.RestartCount)
 			}
+		}
+	}
+	// Every kubelet took the lab's eviction and image GC settings from the
+	// kubelet-config ConfigMap: without them a full host disk deletes the
+	// pause image and the next pod sandbox cannot start.
+	for _, name := range all {
+		out, err := k.kubectl(ctx, "get", "--raw", "/api/v1/nodes/"+name+"/proxy/configz")
+		if err != nil || !strings.Contains(out, `"imageGCHighThresholdPercent":100`) || !strings.Contains(out, `"imagefs.available":"0%"`) {
+			t.Errorf("kubelet on %s runs without the lab's eviction and image GC settings: %v\n%.2000s", name, err, out)
 		}
 	}
 	retries := 0
