@@ -208,6 +208,12 @@ config=$state/kind-config.yaml
   echo "- |"
   echo "  kind: ClusterConfiguration"
   echo "  controlPlaneEndpoint: \"$vip:6443\""
+  # At SIGTERM the apiserver leaves the kubernetes EndpointSlice at once and
+  # goes on accepting for 5 s: every haproxy drains it before it stops
+  # listening (without it, connections haproxy just handed it are reset).
+  echo "  apiServer:"
+  echo "    extraArgs:"
+  echo "    - {name: shutdown-delay-duration, value: 5s}"
   echo "- |"
   echo "  kind: JoinConfiguration"
   echo "  discovery:"
