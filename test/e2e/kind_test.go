@@ -383,13 +383,17 @@ func (k *kindLab) kindHolderStopped(t *testing.T) {
 // ansiEscape matches the terminal escapes in a console log.
 var ansiEscape = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
 
-// consoleOffsets prints a docker logs --timestamps output with each line's
+// consoleOffsets prints the lines of a docker logs --timestamps output
+// about the pods' containers, the kubelet and containerd, with each line's
 // time as an offset from start, the escapes dropped.
 func consoleOffsets(logs string, start time.Time) string {
 	var b strings.Builder
 	for _, l := range strings.Split(strings.TrimSpace(logs), "\n") {
 		ts, text, _ := strings.Cut(l, " ")
 		text = strings.TrimSpace(ansiEscape.ReplaceAllString(strings.ReplaceAll(text, "\r", ""), ""))
+		if !strings.Contains(text, "cri-containerd") && !strings.Contains(text, "kubelet.service") && !strings.Contains(text, "containerd.service") {
+			continue
+		}
 		if at, err := time.Parse(time.RFC3339Nano, ts); err == nil {
 			fmt.Fprintf(&b, "  %7.3fs %s\n", at.Sub(start).Seconds(), text)
 		} else {
