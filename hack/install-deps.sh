@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests, the lab and the demo drive for real
 # (haproxy, socat, keepalived, nftables, iproute2, curl, and the basics the
-# lab scripts call: sysctl, unshare), and for the kubelet lab containerd, runc
+# lab scripts call: sysctl, unshare; tcpdump, with which a keepalived test
+# watches VRRP adverts on the wire), and for the kubelet lab containerd, runc
 # and mmdebstrap (the image's root filesystem), and for the kind lab Debian's
 # Docker engine (docker.io: the lab starts its own dockerd, on lab addresses
 # only; a policy-rc.d keeps the package from starting one). Skips
 # apt entirely when all are present.
 set -euo pipefail
 
-want=(haproxy socat keepalived nft ip curl sysctl unshare nsenter containerd runc mmdebstrap dockerd)
-pkgs=(haproxy socat keepalived nftables iproute2 curl procps util-linux util-linux containerd runc mmdebstrap docker.io)
+want=(haproxy socat keepalived nft ip curl sysctl unshare nsenter tcpdump containerd runc mmdebstrap dockerd)
+pkgs=(haproxy socat keepalived nftables iproute2 curl procps util-linux util-linux tcpdump containerd runc mmdebstrap docker.io)
 missing=()
 for i in "${!want[@]}"; do
   command -v "${want[$i]}" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "${want[$i]}" >/dev/null 2>&1 || missing+=("${pkgs[$i]}")
