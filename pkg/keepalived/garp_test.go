@@ -122,7 +122,9 @@ func twoMasters(t *testing.T, option bool) string {
 		t.Cleanup(func() { p.Stop(5 * time.Second) })
 	}
 	log := func(host string) string { b, _ := os.ReadFile(filepath.Join(dir, host+".log")); return string(b) }
-	mac := func(host string) string { return field(run(t, lab, host, "ip", "-o", "link", "show", "eth0"), "link/ether") }
+	mac := func(host string) string {
+		return field(run(t, lab, host, "ip", "-o", "link", "show", "eth0"), "link/ether")
+	}
 	neighbour := func() string { return field(run(t, lab, "c", "ip", "neigh", "show", garpVIP), "lladdr") }
 
 	// The winner takes the VIP; the client learns it.
