@@ -123,9 +123,13 @@ func twoMasters(t *testing.T, option bool) string {
 	}
 	log := func(host string) string { b, _ := os.ReadFile(filepath.Join(dir, host+".log")); return string(b) }
 	mac := func(host string) string {
-		return field(run(t, lab, host, "ip", "-o", "link", "show", "eth0"), "link/ether")
+		a := lab.LinkAddr(host)
+		if a == "" {
+			t.Fatalf("no link-layer address for %s", host)
+		}
+		return a
 	}
-	neighbour := func() string { return field(run(t, lab, "c", "ip", "neigh", "show", garpVIP), "lladdr") }
+	neighbour := func() string { a, _ := lab.Neighbour("c", garpVIP); return a }
 
 	// The winner takes the VIP; the client learns it.
 	start("winner", 101)
@@ -239,24 +243,4 @@ func twoMasters(t *testing.T, option bool) string {
 	default:
 		return fmt.Sprintf("address %q", got)
 	}
-}
-
-func run(t *testing.T, lab *harness.Lab, host string, argv ...string) string {
-	t.Helper()
-	out, err := lab.Run(host, argv...)
-	if err != nil {
-		t.Fatalf("%s: %s: %v %s", host, strings.Join(argv, " "), err, out)
-	}
-	return out
-}
-
-// field is the word after key in out, "" without one.
-func field(out, key string) string {
-	f := strings.Fields(out)
-	for i := 0; i+1 < len(f); i++ {
-		if f[i] == key {
-			return f[i+1]
-		}
-	}
-	return ""
 }

@@ -511,38 +511,6 @@ func (l *lab) holder() string {
 	return ""
 }
 
-// clientNeighbour is the client namespace's neighbour entry for the VIP:
-// the link-layer address its packets to the VIP go to and the entry's
-// state ("", "" when it has none).
-func (l *lab) clientNeighbour() (lladdr, state string) {
-	out, err := l.net.Run("c", "ip", "neigh", "show", l.vip)
-	if err != nil {
-		return "", ""
-	}
-	f := strings.Fields(out)
-	for i := 0; i+1 < len(f); i++ {
-		if f[i] == "lladdr" {
-			lladdr = f[i+1]
-		}
-	}
-	if len(f) > 0 {
-		state = f[len(f)-1]
-	}
-	return lladdr, state
-}
-
-// linkAddr is the link-layer address of host's eth0.
-func (l *lab) linkAddr(host string) string {
-	out, _ := l.net.Run(host, "ip", "-o", "link", "show", "eth0")
-	f := strings.Fields(out)
-	for i := 0; i+1 < len(f); i++ {
-		if f[i] == "link/ether" {
-			return f[i+1]
-		}
-	}
-	return ""
-}
-
 // clientFollows checks that the client sends the VIP's traffic to holder
 // within clientFollowsWithin of the hand-over settling: its neighbour entry
 // for the VIP has holder's address, or it has none left to use (it asks
@@ -552,15 +520,19 @@ func (l *lab) linkAddr(host string) string {
 // keepalived's garp_master_delay (5 s) later.
 func (l *lab) clientFollows(t *testing.T, holder string) {
 	t.Helper()
-	want := l.linkAddr(holder)
+	want := l.net.LinkAddr(holder)
+	if want == "" {
+		t.Errorf("no link-layer address for %s's eth0", holder)
+		return
+	}
 	var got, state string
 	if !harness.Poll(clientFollowsWithin, 20*time.Millisecond, func() bool {
-		got, state = l.clientNeighbour()
+		got, state = l.net.Neighbour("c", l.vip)
 		return got == want || got == "" || state == "FAILED" || state == "INCOMPLETE"
 	}) {
 		who := got
 		for _, m := range masters {
-			if l.linkAddr(m) == got {
+			if l.net.LinkAddr(m) == got {
 				who = m
 			}
 		}

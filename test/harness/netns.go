@@ -114,6 +114,36 @@ func (l *Lab) HasAddr(host, addr string) bool {
 	return err == nil && strings.Contains(string(out), " "+addr+"/")
 }
 
+// LinkAddr is the link-layer address of host's eth0 ("" when it cannot be
+// read).
+func (l *Lab) LinkAddr(host string) string {
+	out, _ := exec.Command("ip", "-n", l.NS(host), "-o", "link", "show", "eth0").Output()
+	return after(string(out), "link/ether")
+}
+
+// Neighbour is host's neighbour entry for addr: the link-layer address its
+// packets to addr go to, and the entry's state (REACHABLE, STALE, FAILED...);
+// "", "" without one.
+func (l *Lab) Neighbour(host, addr string) (lladdr, state string) {
+	out, _ := exec.Command("ip", "-n", l.NS(host), "neigh", "show", addr).Output()
+	f := strings.Fields(string(out))
+	if len(f) == 0 {
+		return "", ""
+	}
+	return after(string(out), "lladdr"), f[len(f)-1]
+}
+
+// after is the word after key in out, "" without one.
+func after(out, key string) string {
+	f := strings.Fields(out)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == key {
+			return f[i+1]
+		}
+	}
+	return ""
+}
+
 // Run runs argv in host's namespace and returns its output.
 func (l *Lab) Run(host string, argv ...string) (string, error) {
 	out, err := exec.Command("ip", append([]string{"netns", "exec", l.NS(host)}, argv...)...).CombinedOutput()
