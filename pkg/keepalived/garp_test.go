@@ -151,7 +151,7 @@ func twoMasters(t *testing.T, option bool) string {
 		t.Fatalf("the winner's second burst of gratuitous ARPs did not come\n%s", log("winner"))
 	}
 	// Every advert on the wire, as the client's namespace sees it: which
-	// node sent it, when.
+	// node sent it, in order of arrival (the reader notes when).
 	argv := lab.Wrap("c", []string{"tcpdump", "-l", "-n", "-tt", "-i", "eth0", "ip proto 112"})
 	dump := exec.Command(argv[0], argv[1:]...)
 	out, err := dump.StdoutPipe()
